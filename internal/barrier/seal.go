@@ -1,0 +1,102 @@
+package barrier
+
+import (
+	"crypto/cipher"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+)
+
+// Seal protects root keys at rest. Implementations are safe for concurrent use.
+type Seal interface {
+	// Wrap encrypts a root key; aad names what is wrapped (e.g. the instance).
+	Wrap(plaintext, aad []byte) ([]byte, error)
+	// Unwrap reverses Wrap; it returns ErrOpen if the value or aad differ.
+	Unwrap(wrapped, aad []byte) ([]byte, error)
+}
+
+var _ Seal = (*FileSeal)(nil)
+
+// FileSeal is a [Seal] whose AES-256-GCM key sits in a file of mode 0600.
+type FileSeal struct {
+	aead cipher.AEAD
+}
+
+// OpenFileSeal reads the seal key at path. With create, a missing file is
+// made with a fresh random key (mode 0600). A key file readable by group or
+// others is refused.
+func OpenFileSeal(path string, create bool) (*FileSeal, error) {
+	key, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && create:
+		key = make([]byte, 32)
+		if _, err := io.ReadFull(rand.Reader, key); err != nil {
+			return nil, fmt.Errorf("barrier: seal key: %w", err)
+		}
+		if err := writeFileSync(path, key, 0o600); err != nil {
+			return nil, fmt.Errorf("barrier: write seal key: %w", err)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("barrier: read seal key: %w", err)
+	default:
+		st, err := os.Stat(path)
+		if err != nil {
+			return nil, fmt.Errorf("barrier: seal key: %w", err)
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			return nil, fmt.Errorf("barrier: seal key file %s must not be readable by group or others (mode %v)", path, st.Mode().Perm())
+		}
+	}
+	if len(key) != 32 {
+		return nil, fmt.Errorf("barrier: seal key file %s must hold 32 bytes, holds %d", path, len(key))
+	}
+	aead, err := newGCM(key)
+	if err != nil {
+		return nil, err
+	}
+	return &FileSeal{aead: aead}, nil
+}
+
+// Wrap implements [Seal].
+func (s *FileSeal) Wrap(plaintext, aad []byte) ([]byte, error) { return seal(s.aead, plaintext, aad) }
+
+// Unwrap implements [Seal].
+func (s *FileSeal) Unwrap(wrapped, aad []byte) ([]byte, error) { return open(s.aead, wrapped, aad) }
+
+// writeFileSync writes data to a temporary file, syncs it and renames it into place.
+func writeFileSync(path string, data []byte, perm os.FileMode) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// WrapRootKey wraps a root key with seal, bound to name.
+func WrapRootKey(s Seal, k *RootKey, name string) ([]byte, error) {
+	return s.Wrap(k.b, []byte("tresor/root/"+name))
+}
+
+// UnwrapRootKey reverses [WrapRootKey].
+func UnwrapRootKey(s Seal, wrapped []byte, name string) (*RootKey, error) {
+	b, err := s.Unwrap(wrapped, []byte("tresor/root/"+name))
+	if err != nil {
+		return nil, err
+	}
+	return RootKeyFromBytes(b)
+}
