@@ -202,3 +202,25 @@ type OAuthError struct {
 	Timestamp        string `json:"timestamp,omitempty"`
 	TraceID          string `json:"trace_id,omitempty"`
 }
+
+// RegionInfo is the body of GET /tresor/region (Tresor's own API, no
+// authentication): what a client needs to know about a region before it
+// signs in.
+type RegionInfo struct {
+	// Region is the region's name, also the location of its HSMs.
+	Region string `json:"region"`
+	// DNSSuffix is the suffix of HSM host names: {name}.{dnsSuffix}.
+	DNSSuffix string `json:"dnsSuffix"`
+	// TenantID is the region's default tenant.
+	TenantID string `json:"tenantId"`
+	// Endpoint is the region endpoint (control plane and identity).
+	Endpoint string `json:"endpoint"`
+	// Authority is the base of the token endpoint: {authority}/{tenant}/oauth2/v2.0/token.
+	Authority string `json:"authority"`
+	// SubscriptionID is the subscription the region lists first.
+	SubscriptionID string `json:"subscriptionId"`
+	// HSMResource is the audience of data-plane tokens (scope {hsmResource}/.default).
+	HSMResource string `json:"hsmResource"`
+	// ManagementResource is the audience of control-plane tokens.
+	ManagementResource string `json:"managementResource"`
+}

@@ -1,0 +1,362 @@
+// Package api is Tresor's HTTP layer: one route table for the region
+// endpoint (control plane, identity) and the HSM endpoints (data plane),
+// authentication and authorization middleware driven by that table, and the
+// mapping of domain errors to Azure's error body.
+//
+// Requests are routed by Host: "{name}.{dnsSuffix}" reaches the data plane of
+// instance {name}; any other host reaches the region endpoint.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"tresor/internal/fault"
+	"tresor/internal/identity"
+	"tresor/internal/instances"
+)
+
+// Config configures the API.
+type Config struct {
+	Region        string // location name
+	DNSSuffix     string // HSM hosts are {name}.{DNSSuffix}
+	Port          int    // public port of the endpoints (for URLs)
+	TenantID      string
+	Subscription  string // the default subscription listed by GET /subscriptions
+	Authority     string // region endpoint URL, e.g. https://localhost:8443
+	HSMResource   string // the challenge's resource, e.g. https://managedhsm.localhost:8443
+	ChallengeAuth string // the challenge's authorization URL (default Authority + "/" + TenantID)
+	// RegionAdmins are object ids of external principals that are region
+	// administrators (local principals carry the flag themselves).
+	RegionAdmins []string
+	// ExtraMgmtAudiences and ExtraHSMAudiences are accepted beside the
+	// region endpoint and the HSM resource (e.g. Azure's own audiences).
+	ExtraMgmtAudiences []string
+	ExtraHSMAudiences  []string
+	Logger             *slog.Logger
+	Now                func() time.Time
+}
+
+// MgmtAudiences are the token audiences the region endpoint accepts.
+func (c Config) MgmtAudiences() []string {
+	return append([]string{strings.TrimSuffix(c.Authority, "/")}, c.ExtraMgmtAudiences...)
+}
+
+// HSMAudiences are the token audiences the HSM endpoints accept.
+func (c Config) HSMAudiences() []string {
+	return append([]string{c.HSMResource}, c.ExtraHSMAudiences...)
+}
+
+// Validator validates bearer tokens.
+type Validator interface {
+	Validate(ctx context.Context, token string) (identity.Caller, error)
+}
+
+// Principals manages the region's service principals.
+type Principals interface {
+	identity.PrincipalDirectory
+	Create(ctx context.Context, displayName string, regionAdmin bool) (identity.Principal, string, error)
+	Get(ctx context.Context, objectID string) (identity.Principal, error)
+	List(ctx context.Context) ([]identity.Principal, error)
+	Delete(ctx context.Context, objectID string) (identity.Principal, error)
+}
+
+// Deps are the services behind the API.
+type Deps struct {
+	Instances *instances.Service
+	Issuer    *identity.Issuer
+	// MgmtValidator accepts tokens for the region endpoint, HSMValidator
+	// tokens for the HSM endpoints (they differ in accepted audiences).
+	MgmtValidator Validator
+	HSMValidator  Validator
+	Principals    Principals
+}
+
+// API is the HTTP handler of a region.
+type API struct {
+	cfg    Config
+	deps   Deps
+	log    *slog.Logger
+	region *http.ServeMux
+	hsm    *http.ServeMux
+}
+
+// New builds the API and its route table.
+func New(cfg Config, deps Deps) (*API, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.ChallengeAuth == "" {
+		cfg.ChallengeAuth = strings.TrimSuffix(cfg.Authority, "/") + "/" + cfg.TenantID
+	}
+	a := &API{cfg: cfg, deps: deps, log: cfg.Logger, region: http.NewServeMux(), hsm: http.NewServeMux()}
+	for _, rt := range a.routes() {
+		if err := a.register(rt); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+type plane int
+
+const (
+	regionPlane plane = iota
+	hsmPlane
+)
+
+// route is one entry of the route table.
+type route struct {
+	plane   plane
+	method  string
+	pattern string
+	// insecureNoAuth serves the route without a token (identity endpoints).
+	insecureNoAuth bool
+	// action is the data action an HSM route needs (without prefix).
+	action string
+	// scope returns the RBAC scope of the request ("/" when nil).
+	scope func(r *http.Request) string
+	// needsActive refuses the route on an instance that is not activated.
+	needsActive bool
+	// armVersion requires an api-version query parameter (ARM routes).
+	armVersion bool
+	// limit is the body limit in bytes (default 1 MiB).
+	limit int64
+	h     handler
+}
+
+type handler func(w http.ResponseWriter, r *http.Request, rc *reqCtx) error
+
+// reqCtx carries what the middleware learned about a request.
+type reqCtx struct {
+	caller   identity.Caller
+	admin    bool               // region administrator
+	instance instances.Instance // HSM plane only
+}
+
+func (rc *reqCtx) instCaller() instances.Caller {
+	return instances.Caller{ObjectID: rc.caller.ObjectID, RegionAdmin: rc.admin}
+}
+
+func (a *API) register(rt route) error {
+	if rt.plane == hsmPlane && rt.action == "" {
+		return fmt.Errorf("api: route %s %s declares no data action", rt.method, rt.pattern)
+	}
+	if rt.limit == 0 {
+		rt.limit = 1 << 20
+	}
+	mux := a.region
+	if rt.plane == hsmPlane {
+		mux = a.hsm
+	}
+	mux.Handle(rt.method+" "+rt.pattern, a.wrap(rt))
+	return nil
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("x-ms-request-id", newRequestID())
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+	h.Set("x-ms-keyvault-region", a.cfg.Region)
+	if name, ok := a.hsmName(r.Host); ok {
+		a.serveHSM(w, r, name)
+		return
+	}
+	hd, pattern := a.region.Handler(r)
+	if pattern == "" {
+		a.writeError(w, r, fault.New(fault.NotFound, "NotFound", "no route for %s %s", r.Method, r.URL.Path))
+		return
+	}
+	hd.ServeHTTP(w, r)
+}
+
+// hsmName returns the instance name of an HSM host.
+func (a *API) hsmName(host string) (string, bool) {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	suffix := "." + strings.ToLower(a.cfg.DNSSuffix)
+	if !strings.HasSuffix(host, suffix) {
+		return "", false
+	}
+	name := strings.TrimSuffix(host, suffix)
+	return name, name != "" && !strings.Contains(name, ".")
+}
+
+type ctxKey struct{}
+
+func (a *API) serveHSM(w http.ResponseWriter, r *http.Request, name string) {
+	in, err := a.deps.Instances.Get(r.Context(), name)
+	if err != nil {
+		if fault.KindOf(err) == fault.NotFound {
+			err = fault.New(fault.NotFound, "ResourceNotFound", "no managed HSM named '%s' exists in this region", name)
+		}
+		a.writeError(w, r, err)
+		return
+	}
+	hd, pattern := a.hsm.Handler(r)
+	if pattern == "" {
+		// Unknown routes still get the challenge first, as the service does.
+		if bearer(r) == "" {
+			a.challenge(w, r, "")
+			return
+		}
+		a.writeError(w, r, fault.New(fault.NotFound, "NotFound", "no route for %s %s", r.Method, r.URL.Path))
+		return
+	}
+	hd.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, in)))
+}
+
+// acceptedAPIVersions are the data-plane api-versions of spec §1.1.
+var acceptedAPIVersions = []string{
+	"7.0", "7.1", "7.2-preview", "7.2", "7.3-preview", "7.3", "7.4-preview.1", "7.4", "7.5-preview.1", "7.5",
+	"7.6-preview.1", "7.6-preview.2", "7.6", "2025-06-01-preview", "2025-06-01", "2025-07-01", "2026-01-01-preview",
+}
+
+func (a *API) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := &reqCtx{}
+		if rt.plane == hsmPlane {
+			rc.instance, _ = r.Context().Value(ctxKey{}).(instances.Instance)
+		}
+		if !rt.insecureNoAuth {
+			tok := bearer(r)
+			if tok == "" {
+				a.challenge(w, r, "")
+				return
+			}
+			v := a.deps.MgmtValidator
+			if rt.plane == hsmPlane {
+				v = a.deps.HSMValidator
+			}
+			caller, err := v.Validate(r.Context(), tok)
+			if err != nil {
+				a.challenge(w, r, err.Error())
+				return
+			}
+			rc.caller = caller
+			admin, err := a.regionAdmin(r.Context(), caller)
+			if err != nil {
+				if fault.KindOf(err) == fault.Unauthorized {
+					a.challenge(w, r, err.Error())
+					return
+				}
+				a.writeError(w, r, err)
+				return
+			}
+			rc.admin = admin
+		}
+		if err := a.checkVersion(rt, r); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		if rt.plane == hsmPlane {
+			if err := a.authorize(r, rt, rc); err != nil {
+				a.writeError(w, r, err)
+				return
+			}
+			if rt.needsActive && rc.instance.ActivationStatus != instances.Active {
+				a.writeError(w, r, fault.New(fault.Conflict, "HSMNotActivated",
+					"the managed HSM '%s' is not activated: activate it by downloading its security domain (tresor security-domain download, or az keyvault security-domain download)", rc.instance.Name))
+				return
+			}
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, rt.limit)
+		if err := rt.h(w, r, rc); err != nil {
+			a.writeError(w, r, err)
+		}
+	})
+}
+
+func (a *API) checkVersion(rt route, r *http.Request) error {
+	v := r.URL.Query().Get("api-version")
+	if rt.armVersion && v == "" {
+		return fault.New(fault.BadParameter, "MissingApiVersionParameter", "the api-version query parameter (?api-version=) is required for all requests")
+	}
+	if rt.plane == hsmPlane {
+		if v == "" {
+			return fault.New(fault.BadParameter, "BadParameter", "the api-version query parameter is required; supported versions: %s", strings.Join(acceptedAPIVersions, ", "))
+		}
+		if !slices.Contains(acceptedAPIVersions, v) {
+			return fault.New(fault.BadParameter, "BadParameter", "the api-version '%s' is not supported; supported versions: %s", v, strings.Join(acceptedAPIVersions, ", "))
+		}
+	}
+	return nil
+}
+
+// regionAdmin tells whether the caller is a region administrator. A local
+// token whose principal was deleted is no longer valid.
+func (a *API) regionAdmin(ctx context.Context, c identity.Caller) (bool, error) {
+	if slices.ContainsFunc(a.cfg.RegionAdmins, func(s string) bool { return strings.EqualFold(s, c.ObjectID) }) {
+		return true, nil
+	}
+	if !c.Local {
+		return false, nil
+	}
+	p, err := a.deps.Principals.Get(ctx, c.ObjectID)
+	if err != nil {
+		if fault.KindOf(err) == fault.NotFound {
+			return false, fault.New(fault.Unauthorized, "Unauthorized", "the principal of this token no longer exists")
+		}
+		return false, err
+	}
+	return p.RegionAdmin, nil
+}
+
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// challenge answers 401. On the HSM endpoints the WWW-Authenticate header
+// carries the authorization URL and the resource, so that Azure SDKs can get
+// a token (spec §1.2, §9.2); it comes before any body validation.
+func (a *API) challenge(w http.ResponseWriter, r *http.Request, reason string) {
+	hdr := fmt.Sprintf(`Bearer authorization="%s", resource="%s"`, a.cfg.ChallengeAuth, a.cfg.HSMResource)
+	if _, ok := a.hsmName(r.Host); !ok {
+		hdr = fmt.Sprintf(`Bearer authorization_uri="%s", error="invalid_token", error_description="the access token is missing or invalid"`, a.cfg.ChallengeAuth)
+	}
+	w.Header().Set("WWW-Authenticate", hdr)
+	msg := "the request is missing a bearer token"
+	code := "Unauthorized"
+	if reason != "" {
+		msg = "the bearer token is not valid: " + reason
+		code = "InvalidAuthenticationToken"
+	}
+	writeJSON(w, http.StatusUnauthorized, errorBody(code, msg))
+}
+
+func errorBody(code, msg string) any {
+	return map[string]any{"error": map[string]string{"code": code, "message": msg}}
+}
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	s := hex.EncodeToString(b[:])
+	return s[0:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:]
+}
+
+func unix(t time.Time) int64 { return t.Unix() }
+
+var _ = strconv.Itoa
+var _ = unix

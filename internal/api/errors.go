@@ -1,0 +1,99 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"tresor/internal/fault"
+	"tresor/internal/wire"
+)
+
+// status maps an error kind to its HTTP status. This is the only place
+// where kinds become statuses.
+func status(k fault.Kind) int {
+	switch k {
+	case fault.BadParameter:
+		return http.StatusBadRequest
+	case fault.Unauthorized:
+		return http.StatusUnauthorized
+	case fault.Forbidden:
+		return http.StatusForbidden
+	case fault.NotFound:
+		return http.StatusNotFound
+	case fault.Conflict:
+		return http.StatusConflict
+	case fault.TooLarge:
+		return http.StatusRequestEntityTooLarge
+	case fault.Unavailable:
+		return http.StatusServiceUnavailable
+	case fault.NotImplemented:
+		return http.StatusNotImplemented
+	}
+	return http.StatusInternalServerError
+}
+
+// writeError writes err as Azure's error body. Errors without a kind become
+// a 500 with a generic message; their detail goes only to the log.
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		err = fault.New(fault.TooLarge, "RequestTooLarge", "the request body is larger than the %d bytes this operation accepts", mbe.Limit)
+	}
+	fe, ok := fault.As(err)
+	if !ok || fe.Kind == fault.Internal {
+		a.log.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+		fe = fault.New(fault.Internal, "InternalError", "the server met an internal error; the request id is %s", w.Header().Get("x-ms-request-id"))
+	}
+	body := wire.Error{Error: wire.ErrorDetail{Code: fe.Code, Message: fe.Message}}
+	if fe.Inner != "" {
+		body.Error.InnerError = &wire.InnerError{Code: fe.Inner}
+	}
+	writeJSON(w, status(fe.Kind), body)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		slog.Error("encode response", "err", err)
+		code = http.StatusInternalServerError
+		b = []byte(`{"error":{"code":"InternalError","message":"the response could not be encoded"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}
+
+// decodeJSON reads a JSON body into v. Unknown fields are allowed: Azure
+// clients send fields that only some API versions know.
+func decodeJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return fault.Wrap(err, fault.BadParameter, "BadParameter", "the request body is not valid JSON for this operation: %s", jsonMessage(err))
+	}
+	if dec.More() {
+		return fault.New(fault.BadParameter, "BadParameter", "the request body has data after the JSON value")
+	}
+	return nil
+}
+
+// jsonMessage describes a JSON error without echoing input values.
+func jsonMessage(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return "field " + te.Field + " must be " + te.Type.String()
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return "syntax error"
+	}
+	if err.Error() == "EOF" {
+		return "the body is empty"
+	}
+	return "malformed"
+}

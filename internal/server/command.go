@@ -1,0 +1,114 @@
+package server
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+)
+
+// Command returns the `tresor server` command.
+func Command() *cobra.Command {
+	cfg := DefaultConfig()
+	var configFile string
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a Tresor region server",
+		Long: `Run a Tresor region: the region endpoint (control plane and identity) and the
+HSM endpoints https://{name}.{dns-suffix}:{port}.
+
+With --dev it needs nothing else: it creates the data directory, a development
+CA and TLS certificate, a file seal, the store and a bootstrap administrator,
+and writes the credentials as export lines to {data-dir}/dev.env.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if configFile != "" {
+				fileCfg := DefaultConfig()
+				if err := LoadConfigFile(configFile, &fileCfg); err != nil {
+					return err
+				}
+				// Flags given on the command line win over the file.
+				overlayFlags(cmd, &fileCfg, cfg)
+				cfg = fileCfg
+			}
+			if cfg.DataDir == "" && cfg.Dev {
+				cfg.DataDir = filepath.Join(".tresor-dev")
+			}
+			ctx := cmd.Context()
+			out := cmd.OutOrStdout()
+			s, err := New(ctx, cfg, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			fmt.Fprintf(out, "Tresor region %q listening on %s\n", cfg.Region, s.Addr())
+			fmt.Fprintf(out, "  region endpoint: %s\n", s.Endpoint)
+			fmt.Fprintf(out, "  HSM endpoints:   https://{name}.%s:%d\n", cfg.DNSSuffix, portOf(s.Addr()))
+			if s.CAFile != "" {
+				fmt.Fprintf(out, "  CA certificate:  %s\n", s.CAFile)
+			}
+			fmt.Fprintf(out, "  tenant:          %s\n", s.TenantID)
+			if b := s.Bootstrap; b != nil {
+				fmt.Fprintf(out, "\nBootstrap administrator (shown once):\n  object id:     %s\n  client id:     %s\n  client secret: %s\n", b.ObjectID, b.ClientID, b.ClientSecret)
+			}
+			if cfg.Dev {
+				abs, _ := filepath.Abs(filepath.Join(cfg.DataDir, DevEnvFile))
+				if _, err := os.Stat(abs); err == nil {
+					fmt.Fprintf(out, "\nTo use the CLI: source %s\n", abs)
+				}
+			}
+			return s.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configFile, "config", "", "JSON config file with the same keys as the flags (dataDir, listen, …)")
+	f.StringVar(&cfg.DataDir, "data-dir", "", "data directory (default .tresor-dev with --dev)")
+	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to listen on")
+	f.StringVar(&cfg.Region, "region", cfg.Region, "region (location) name")
+	f.StringVar(&cfg.DNSSuffix, "dns-suffix", cfg.DNSSuffix, "DNS suffix of HSM endpoints")
+	f.StringVar(&cfg.PublicURL, "public-url", "", "advertised region endpoint (default https://localhost:{port})")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate (PEM)")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key (PEM)")
+	f.BoolVar(&cfg.Dev, "dev", false, "development mode: create CA, certificate, seal and administrator as needed")
+	f.StringVar(&cfg.SealKeyFile, "seal-key-file", "", "file seal key (default {data-dir}/seal.key)")
+	f.DurationVar(&cfg.PurgeInterval.Duration, "purge-interval", cfg.PurgeInterval.Duration, "how often expired soft-deleted instances are purged")
+	f.StringVar(&cfg.Identity.Authorization, "challenge-authorization", "", "authorization URL in the HSM challenge (default {endpoint}/{tenant})")
+	f.StringVar(&cfg.Identity.Resource, "challenge-resource", "", "resource in the HSM challenge and HSM token audience (default https://{dns-suffix}:{port})")
+	f.StringSliceVar(&cfg.Identity.RegionAdmins, "region-admin", nil, "object id of an external principal that administers the region (repeatable)")
+	return cmd
+}
+
+// overlayFlags copies the flags set on the command line into dst.
+func overlayFlags(cmd *cobra.Command, dst *Config, src Config) {
+	f := cmd.Flags()
+	set := func(name string, fn func()) {
+		if f.Changed(name) {
+			fn()
+		}
+	}
+	set("data-dir", func() { dst.DataDir = src.DataDir })
+	set("listen", func() { dst.Listen = src.Listen })
+	set("region", func() { dst.Region = src.Region })
+	set("dns-suffix", func() { dst.DNSSuffix = src.DNSSuffix })
+	set("public-url", func() { dst.PublicURL = src.PublicURL })
+	set("tls-cert", func() { dst.TLSCert = src.TLSCert })
+	set("tls-key", func() { dst.TLSKey = src.TLSKey })
+	set("dev", func() { dst.Dev = src.Dev })
+	set("seal-key-file", func() { dst.SealKeyFile = src.SealKeyFile })
+	set("purge-interval", func() { dst.PurgeInterval = src.PurgeInterval })
+	set("challenge-authorization", func() { dst.Identity.Authorization = src.Identity.Authorization })
+	set("challenge-resource", func() { dst.Identity.Resource = src.Identity.Resource })
+	set("region-admin", func() { dst.Identity.RegionAdmins = src.Identity.RegionAdmins })
+}
+
+func portOf(addr string) int {
+	var p int
+	for i := len(addr) - 1; i >= 0; i-- {
+		if addr[i] == ':' {
+			fmt.Sscanf(addr[i+1:], "%d", &p)
+			break
+		}
+	}
+	return p
+}

@@ -1,0 +1,160 @@
+// Package servertest starts real Tresor region servers for tests: the same
+// composition root as `tresor server --dev`, over real HTTPS on 127.0.0.1.
+package servertest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"tresor/internal/server"
+)
+
+// Server is a running test region.
+type Server struct {
+	*server.Server
+	Addr         string // 127.0.0.1:port
+	DataDir      string
+	ClientID     string // the bootstrap administrator
+	ClientSecret string
+	ObjectID     string
+	Config       server.Config
+	stop         func()
+}
+
+// Option changes the configuration before start.
+type Option func(*server.Config)
+
+// Start starts a dev-mode region on 127.0.0.1:0 in a temporary directory
+// and stops it when the test ends.
+func Start(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	cfg := server.DefaultConfig()
+	cfg.Dev = true
+	cfg.DataDir = t.TempDir()
+	cfg.Listen = "127.0.0.1:0"
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s := StartConfig(t, cfg)
+	return s
+}
+
+// StartConfig starts a region with cfg.
+func StartConfig(t testing.TB, cfg server.Config) *Server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.New(ctx, cfg, testWriter{t})
+	if err != nil {
+		cancel()
+		t.Fatalf("start server: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	s := &Server{Server: srv, Addr: srv.Addr(), DataDir: cfg.DataDir, Config: cfg}
+	if b := srv.Bootstrap; b != nil {
+		s.ClientID, s.ClientSecret, s.ObjectID = b.ClientID, b.ClientSecret, b.ObjectID
+	}
+	var once bool
+	s.stop = func() {
+		if once {
+			return
+		}
+		once = true
+		cancel()
+		if err := <-done; err != nil && err != http.ErrServerClosed {
+			t.Errorf("server run: %v", err)
+		}
+		srv.Close()
+	}
+	t.Cleanup(s.stop)
+	return s
+}
+
+// Stop stops the server (also done at the end of the test).
+func (s *Server) Stop() { s.stop() }
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// HTTPClient returns a client that trusts the region CA and dials the
+// region address for every host (so {name}.{dnsSuffix} reaches the server
+// while keeping its Host and SNI).
+func (s *Server) HTTPClient(t testing.TB) *http.Client {
+	t.Helper()
+	pemBytes, err := os.ReadFile(s.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		t.Fatal("bad CA file")
+	}
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return d.DialContext(ctx, network, s.Addr)
+			},
+			MaxIdleConnsPerHost: 64,
+		},
+	}
+}
+
+// HSMURL is the data-plane URL of an instance.
+func (s *Server) HSMURL(name string) string {
+	_, port, _ := net.SplitHostPort(s.Addr)
+	return fmt.Sprintf("https://%s.%s:%s", name, s.Config.DNSSuffix, port)
+}
+
+// HSMResource is the audience of data-plane tokens.
+func (s *Server) HSMResource() string {
+	_, port, _ := net.SplitHostPort(s.Addr)
+	return fmt.Sprintf("https://%s:%s", s.Config.DNSSuffix, port)
+}
+
+// Token gets a token for resource with client credentials.
+func (s *Server) Token(t testing.TB, clientID, secret, resource string) string {
+	t.Helper()
+	form := url.Values{
+		"grant_type": {"client_credentials"}, "client_id": {clientID}, "client_secret": {secret},
+		"scope": {resource + "/.default"},
+	}
+	resp, err := s.HTTPClient(t).PostForm(s.Endpoint+"/"+s.TenantID+"/oauth2/v2.0/token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("token: %d %s", resp.StatusCode, body)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(body, &tok); err != nil {
+		t.Fatal(err)
+	}
+	return tok.AccessToken
+}
+
+// AdminToken is a control-plane token of the bootstrap administrator.
+func (s *Server) AdminToken(t testing.TB) string {
+	return s.Token(t, s.ClientID, s.ClientSecret, s.Endpoint)
+}
