@@ -177,12 +177,11 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.serveHSM(w, r, name)
 		return
 	}
-	hd, pattern := a.region.Handler(r)
-	if pattern == "" {
+	if _, pattern := a.region.Handler(r); pattern == "" {
 		a.writeError(w, r, fault.New(fault.NotFound, "NotFound", "no route for %s %s", r.Method, r.URL.Path))
 		return
 	}
-	hd.ServeHTTP(w, r)
+	a.region.ServeHTTP(w, r) // sets the path values
 }
 
 // hsmName returns the instance name of an HSM host.
@@ -210,8 +209,7 @@ func (a *API) serveHSM(w http.ResponseWriter, r *http.Request, name string) {
 		a.writeError(w, r, err)
 		return
 	}
-	hd, pattern := a.hsm.Handler(r)
-	if pattern == "" {
+	if _, pattern := a.hsm.Handler(r); pattern == "" {
 		// Unknown routes still get the challenge first, as the service does.
 		if bearer(r) == "" {
 			a.challenge(w, r, "")
@@ -220,7 +218,7 @@ func (a *API) serveHSM(w http.ResponseWriter, r *http.Request, name string) {
 		a.writeError(w, r, fault.New(fault.NotFound, "NotFound", "no route for %s %s", r.Method, r.URL.Path))
 		return
 	}
-	hd.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, in)))
+	a.hsm.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, in)))
 }
 
 // acceptedAPIVersions are the data-plane api-versions of spec §1.1.
