@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +31,9 @@ type Server struct {
 	ObjectID     string
 	Config       server.Config
 	stop         func()
+
+	mu         sync.Mutex
+	transports []*http.Transport
 }
 
 // Option changes the configuration before start.
@@ -71,6 +75,13 @@ func StartConfig(t testing.TB, cfg server.Config) *Server {
 			return
 		}
 		once = true
+		// Close the clients' idle connections first: the server's graceful
+		// shutdown waits for connections that never sent a request.
+		s.mu.Lock()
+		for _, tr := range s.transports {
+			tr.CloseIdleConnections()
+		}
+		s.mu.Unlock()
 		cancel()
 		if err := <-done; err != nil && err != http.ErrServerClosed {
 			t.Errorf("server run: %v", err)
@@ -105,16 +116,17 @@ func (s *Server) HTTPClient(t testing.TB) *http.Client {
 		t.Fatal("bad CA file")
 	}
 	d := &net.Dialer{Timeout: 5 * time.Second}
-	return &http.Client{
-		Timeout: 30 * time.Second,
-		Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-				return d.DialContext(ctx, network, s.Addr)
-			},
-			MaxIdleConnsPerHost: 64,
+	tr := &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, s.Addr)
 		},
+		MaxIdleConnsPerHost: 64,
 	}
+	s.mu.Lock()
+	s.transports = append(s.transports, tr)
+	s.mu.Unlock()
+	return &http.Client{Timeout: 30 * time.Second, Transport: tr}
 }
 
 // HSMURL is the data-plane URL of an instance.
