@@ -19,6 +19,7 @@
 package barrier
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -29,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // ErrOpen is returned when a sealed value does not open: it was tampered
@@ -44,7 +46,10 @@ const formatV1 = 0x01
 // [RootKey.InsecureBytes]; it never prints itself.
 type RootKey struct {
 	_ [0]func() // not comparable with ==
-	b []byte
+	// b is behind a pointer so that nothing printing the struct by
+	// reflection (fmt's %p and bad-verb output skip String and Format)
+	// shows the key: it shows an address.
+	b *[RootKeySize]byte
 }
 
 // NewRootKey returns a fresh random root key read from r (crypto/rand if nil).
@@ -52,8 +57,8 @@ func NewRootKey(r io.Reader) (*RootKey, error) {
 	if r == nil {
 		r = rand.Reader
 	}
-	b := make([]byte, RootKeySize)
-	if _, err := io.ReadFull(r, b); err != nil {
+	b := new([RootKeySize]byte)
+	if _, err := io.ReadFull(r, b[:]); err != nil {
 		return nil, fmt.Errorf("barrier: generate root key: %w", err)
 	}
 	return &RootKey{b: b}, nil
@@ -65,12 +70,20 @@ func RootKeyFromBytes(b []byte) (*RootKey, error) {
 	if len(b) != RootKeySize {
 		return nil, fmt.Errorf("barrier: root key must be %d bytes, got %d", RootKeySize, len(b))
 	}
-	return &RootKey{b: append([]byte(nil), b...)}, nil
+	return &RootKey{b: (*[RootKeySize]byte)(bytes.Clone(b))}, nil
 }
 
 // InsecureBytes returns the raw key. Callers must not log or keep it longer
 // than needed.
-func (k *RootKey) InsecureBytes() []byte { return k.b }
+func (k *RootKey) InsecureBytes() []byte { return k.bytes() }
+
+// bytes returns the key; a RootKey not made by this package has none.
+func (k *RootKey) bytes() []byte {
+	if k.b == nil {
+		panic("barrier: use of a RootKey not made by NewRootKey or RootKeyFromBytes")
+	}
+	return k.b[:]
+}
 
 // ID returns a public identifier of the key (hex of a one-way derivation):
 // two holders of the same root key compute the same ID.
@@ -84,19 +97,25 @@ func (k *RootKey) ID() string {
 
 // Equal reports in constant time whether k and o hold the same key.
 func (k *RootKey) Equal(o *RootKey) bool {
-	return subtle.ConstantTimeCompare(k.b, o.b) == 1
+	return subtle.ConstantTimeCompare(k.bytes(), o.bytes()) == 1
 }
 
+const redactedRootKey = "barrier.RootKey{REDACTED}"
+
 // String hides the key.
-func (k *RootKey) String() string { return "barrier.RootKey{REDACTED}" }
+func (RootKey) String() string { return redactedRootKey }
 
 // GoString hides the key.
-func (k *RootKey) GoString() string { return k.String() }
+func (RootKey) GoString() string { return redactedRootKey }
+
+// Format hides the key under every verb (%d, %x, … would otherwise print the
+// fields), for a RootKey and a *RootKey alike.
+func (RootKey) Format(f fmt.State, verb rune) { io.WriteString(f, redactedRootKey) }
 
 // Derive returns n bytes derived from the root key with HKDF-SHA-256 and the
 // given label. Distinct labels give independent keys.
 func (k *RootKey) Derive(label string, n int) ([]byte, error) {
-	return hkdf.Key(sha256.New, k.b, nil, label, n)
+	return hkdf.Key(sha256.New, k.bytes(), nil, label, n)
 }
 
 // Barrier seals and opens values of one namespace. It is safe for concurrent use.
@@ -109,8 +128,12 @@ type Barrier struct {
 const storageLabel = "tresor/storage/v1"
 
 // New returns the barrier of namespace (an instance name, or "region") keyed
-// by root.
+// by root. The namespace must not contain a NUL byte, which separates it from
+// the path in the additional data.
 func New(root *RootKey, namespace string) (*Barrier, error) {
+	if strings.Contains(namespace, "\x00") {
+		return nil, errors.New("barrier: namespace contains a NUL byte")
+	}
 	key, err := root.Derive(storageLabel, 32)
 	if err != nil {
 		return nil, fmt.Errorf("barrier: derive storage key: %w", err)

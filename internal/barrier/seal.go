@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 )
 
 // Seal protects root keys at rest. Implementations are safe for concurrent use.
@@ -29,26 +30,18 @@ type FileSeal struct {
 // made with a fresh random key (mode 0600). A key file readable by group or
 // others is refused.
 func OpenFileSeal(path string, create bool) (*FileSeal, error) {
-	key, err := os.ReadFile(path)
+	key, err := readKeyFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && create:
 		key = make([]byte, 32)
 		if _, err := io.ReadFull(rand.Reader, key); err != nil {
 			return nil, fmt.Errorf("barrier: seal key: %w", err)
 		}
-		if err := writeFileSync(path, key, 0o600); err != nil {
+		if err := writeNewFileSync(path, key, 0o600); err != nil {
 			return nil, fmt.Errorf("barrier: write seal key: %w", err)
 		}
 	case err != nil:
-		return nil, fmt.Errorf("barrier: read seal key: %w", err)
-	default:
-		st, err := os.Stat(path)
-		if err != nil {
-			return nil, fmt.Errorf("barrier: seal key: %w", err)
-		}
-		if st.Mode().Perm()&0o077 != 0 {
-			return nil, fmt.Errorf("barrier: seal key file %s must not be readable by group or others (mode %v)", path, st.Mode().Perm())
-		}
+		return nil, err
 	}
 	if len(key) != 32 {
 		return nil, fmt.Errorf("barrier: seal key file %s must hold 32 bytes, holds %d", path, len(key))
@@ -66,11 +59,47 @@ func (s *FileSeal) Wrap(plaintext, aad []byte) ([]byte, error) { return seal(s.a
 // Unwrap implements [Seal].
 func (s *FileSeal) Unwrap(wrapped, aad []byte) ([]byte, error) { return open(s.aead, wrapped, aad) }
 
-// writeFileSync writes data to a temporary file, syncs it and renames it into place.
-func writeFileSync(path string, data []byte, perm os.FileMode) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+// readKeyFile reads the seal key file, checking the mode of the file it
+// opened (not of whatever is at path a moment later).
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
 	if err != nil {
+		return nil, fmt.Errorf("barrier: read seal key: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("barrier: seal key: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("barrier: seal key file %s is not a regular file", path)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("barrier: seal key file %s must not be readable by group or others (mode %v)", path, st.Mode().Perm())
+	}
+	if st.Size() != 32 {
+		return nil, fmt.Errorf("barrier: seal key file %s must hold 32 bytes, holds %d", path, st.Size())
+	}
+	key, err := io.ReadAll(io.LimitReader(f, 33))
+	if err != nil {
+		return nil, fmt.Errorf("barrier: read seal key: %w", err)
+	}
+	return key, nil
+}
+
+// writeNewFileSync writes data to a new temporary file of mode perm, syncs
+// it, and links it into place at path. It never replaces an existing file:
+// overwriting a seal key would lose every root key it wraps.
+func writeNewFileSync(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
 		return err
 	}
 	if _, err := f.Write(data); err != nil {
@@ -84,12 +113,25 @@ func writeFileSync(path string, data []byte, perm os.FileMode) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	if err := os.Link(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// syncDir makes a new directory entry durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // WrapRootKey wraps a root key with seal, bound to name.
 func WrapRootKey(s Seal, k *RootKey, name string) ([]byte, error) {
-	return s.Wrap(k.b, []byte("tresor/root/"+name))
+	return s.Wrap(k.bytes(), []byte("tresor/root/"+name))
 }
 
 // UnwrapRootKey reverses [WrapRootKey].

@@ -35,6 +35,9 @@ func (s *Bolt) Apply(ctx context.Context, cmd Command) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if cmd == nil {
+		return errors.New("store: nil command")
+	}
 	err := s.db.Batch(func(tx *bolt.Tx) error {
 		return cmd.apply(boltTxn{tx})
 	})

@@ -201,6 +201,7 @@ func (c CreateInstance) apply(tx txn) error {
 		return err
 	}
 	in.Generation = 1
+	in.Deleted, in.DeletionDate, in.ScheduledPurgeDate = false, time.Time{}, time.Time{}
 	if err := putJSON(tx, bInstances, in.Name, in); err != nil {
 		return err
 	}

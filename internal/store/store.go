@@ -43,9 +43,9 @@ var (
 type Store interface {
 	// Apply applies cmd atomically and durably.
 	Apply(ctx context.Context, cmd Command) error
-	// View runs fn with a consistent read-only snapshot. The Reader and any
-	// byte slices it returns are valid only during fn... they are copies, so
-	// they may be kept.
+	// View runs fn with a consistent read-only snapshot. The Reader is valid
+	// only during fn; the values it returns are copies, so they may be kept
+	// and modified.
 	View(ctx context.Context, fn func(Reader) error) error
 	// Close releases the store.
 	Close() error
