@@ -209,6 +209,21 @@ func (r boltReader) InstanceValues(instance, bucket string) ([]KV, error) {
 	return r.t.list(instanceBucket(instance, bucket)), nil
 }
 
+func (r boltReader) InstanceBuckets(instance string) ([]string, error) {
+	b, _ := r.t.bucket([]string{"instance-data", instance}, false)
+	if b == nil {
+		return nil, nil
+	}
+	var out []string
+	err := b.ForEach(func(k, v []byte) error {
+		if v == nil {
+			out = append(out, string(k))
+		}
+		return nil
+	})
+	return out, err
+}
+
 func decodeAll[T any](kvs []KV) ([]T, error) {
 	out := make([]T, 0, len(kvs))
 	for _, kv := range kvs {

@@ -68,6 +68,8 @@ type Reader interface {
 	InstanceValue(instance, bucket, key string) ([]byte, error)
 	// InstanceValues lists the values of an instance's bucket by key.
 	InstanceValues(instance, bucket string) ([]KV, error)
+	// InstanceBuckets lists the names of an instance's buckets.
+	InstanceBuckets(instance string) ([]string, error)
 }
 
 // KV is a key and its (sealed) value.

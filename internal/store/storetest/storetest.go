@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UpdateInstance", testUpdateInstance},
 		{"UpdateInstanceRejected", testUpdateInstanceRejected},
 		{"UpdateInstanceValues", testUpdateInstanceValues},
+		{"InstanceBuckets", testInstanceBuckets},
 		{"InstanceLifecycle", testInstanceLifecycle},
 		{"PurgeRemovesValues", testPurgeRemovesValues},
 		{"InstancesListed", testInstancesListed},
@@ -1248,5 +1249,31 @@ func testDecodedCommandsApply(t *testing.T, open func(*testing.T) store.Store) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("state after the decoded log:\n got  %+v\n want %+v", got, want)
+	}
+}
+
+func testInstanceBuckets(t *testing.T, open func(*testing.T) store.Store) {
+	s := openStore(t, open)
+	mustApply(t, s, create("hsm1", val("keys", "k1", "one"), val("rbac", "r1", "ra1")), create("hsm2"))
+	buckets := func(name string) []string {
+		t.Helper()
+		var out []string
+		if err := s.View(context.Background(), func(r store.Reader) error {
+			var err error
+			out, err = r.InstanceBuckets(name)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if got := buckets("hsm1"); !reflect.DeepEqual(got, []string{"keys", "rbac"}) {
+		t.Fatalf("hsm1 buckets %v, want [keys rbac]", got)
+	}
+	if got := buckets("hsm2"); len(got) != 0 {
+		t.Fatalf("hsm2 buckets %v, want none", got)
+	}
+	if got := buckets("nope"); len(got) != 0 {
+		t.Fatalf("missing instance buckets %v, want none", got)
 	}
 }
