@@ -132,6 +132,9 @@ type route struct {
 	needsActive bool
 	// armVersion requires an api-version query parameter (ARM routes).
 	armVersion bool
+	// versionOptional serves an HSM route without api-version (status
+	// routes that clients poll exactly as given in Azure-AsyncOperation).
+	versionOptional bool
 	// limit is the body limit in bytes (default 1 MiB).
 	limit int64
 	h     handler
@@ -265,13 +268,14 @@ func (a *API) wrap(rt route) http.Handler {
 			return
 		}
 		if rt.plane == hsmPlane {
-			if err := a.authorize(r, rt, rc); err != nil {
-				a.writeError(w, r, err)
-				return
-			}
+			// A not activated HSM has no keys to protect: say so first.
 			if rt.needsActive && rc.instance.ActivationStatus != instances.Active {
 				a.writeError(w, r, fault.New(fault.Conflict, "HSMNotActivated",
 					"the managed HSM '%s' is not activated: activate it by downloading its security domain (tresor security-domain download, or az keyvault security-domain download)", rc.instance.Name))
+				return
+			}
+			if err := a.authorize(r, rt, rc); err != nil {
+				a.writeError(w, r, err)
 				return
 			}
 		}
@@ -288,6 +292,9 @@ func (a *API) checkVersion(rt route, r *http.Request) error {
 		return fault.New(fault.BadParameter, "MissingApiVersionParameter", "the api-version query parameter (?api-version=) is required for all requests")
 	}
 	if rt.plane == hsmPlane {
+		if v == "" && rt.versionOptional {
+			return nil
+		}
 		if v == "" {
 			return fault.New(fault.BadParameter, "BadParameter", "the api-version query parameter is required; supported versions: %s", strings.Join(acceptedAPIVersions, ", "))
 		}

@@ -44,6 +44,13 @@ func (a *API) routes() []route {
 		{method: "POST", pattern: "/subscriptions/{sub}/providers/Microsoft.KeyVault/locations/{loc}/deletedManagedHSMs/{name}/purge", armVersion: true, h: a.purgeHSM},
 		{method: "GET", pattern: "/subscriptions/{sub}/providers/Microsoft.KeyVault/locations/{loc}/operationResults/{op}", h: a.operationResult},
 
+		// Security domain (spec §2.2).
+		{plane: hsmPlane, method: "POST", pattern: "/securitydomain/download", action: rbac.SecurityDomainDownload, limit: small, h: a.sdDownload},
+		{plane: hsmPlane, method: "GET", pattern: "/securitydomain/download/pending", action: rbac.SecurityDomainDownloadGet, versionOptional: true, h: a.sdPending},
+		{plane: hsmPlane, method: "GET", pattern: "/securitydomain/upload", action: rbac.SecurityDomainTransferKey, h: a.sdTransferKey},
+		{plane: hsmPlane, method: "POST", pattern: "/securitydomain/upload", action: rbac.SecurityDomainUpload, limit: 1 << 20, h: a.sdUpload},
+		{plane: hsmPlane, method: "GET", pattern: "/securitydomain/upload/pending", action: rbac.SecurityDomainUploadGet, versionOptional: true, h: a.sdPending},
+
 		// HSM data plane. Key routes are gated on activation; the key
 		// service itself is not part of this version yet.
 		{plane: hsmPlane, method: "POST", pattern: "/keys/{name}/create", action: rbac.KeysCreate, scope: keyScope, needsActive: true, h: a.keysNotServed},

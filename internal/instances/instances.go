@@ -60,6 +60,12 @@ type Properties struct {
 	Created           time.Time         `json:"created"`
 	LastModifiedBy    string            `json:"lastModifiedBy"`
 	LastModified      time.Time         `json:"lastModified"`
+	// SDOperation is the last security-domain operation.
+	SDOperation *SDOperation `json:"sdOperation,omitempty"`
+	// ExchangeKey (PKCS#8) and ExchangeCert (DER) exist while the instance
+	// waits for a security-domain upload (recovery mode).
+	ExchangeKey  []byte `json:"exchangeKey,omitempty"`
+	ExchangeCert []byte `json:"exchangeCert,omitempty"`
 }
 
 // Instance is an HSM instance as the service returns it.

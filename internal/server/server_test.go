@@ -407,14 +407,19 @@ func TestNotActivated(t *testing.T) {
 	if code, _, body := c.do("PUT", c.hsmPath("fresh"), s.AdminToken(t), createBody(s.ObjectID)); code != 201 {
 		t.Fatalf("create: %d %s", code, body)
 	}
-	// Give the admin a crypto role? Not needed: the admin lacks keys/create,
-	// so use a route the Administrator holds? Key routes need crypto roles;
-	// the activation gate comes after RBAC, so check with RBAC satisfied.
 	hsmTok := s.Token(t, s.ClientID, s.ClientSecret, s.HSMResource())
-	code, _, body := c.do("POST", s.HSMURL("fresh")+"/keys/k1/create?api-version=7.4", hsmTok, `{"kty":"RSA"}`)
-	// The administrator has no key permissions (as in Managed HSM).
+	for _, path := range []string{"/keys/k1/create", "/keys/k1/sign", "/keys/k1/abc/encrypt"} {
+		code, _, body := c.do("POST", s.HSMURL("fresh")+path+"?api-version=7.4", hsmTok, `{"kty":"RSA"}`)
+		wantError(t, code, body, http.StatusConflict, "HSMNotActivated")
+		if !strings.Contains(string(body), "download") || !strings.Contains(string(body), "security domain") {
+			t.Fatalf("the error does not say how to activate: %s", body)
+		}
+	}
+	// The administrator has no key or rng permissions (as in Managed HSM):
+	// the denial names the data action.
+	code, _, body := c.do("POST", s.HSMURL("fresh")+"/rng?api-version=7.4", hsmTok, `{"count":8}`)
 	wantError(t, code, body, http.StatusForbidden, "Forbidden")
-	if !strings.Contains(string(body), "keys/create") || !strings.Contains(string(body), "ForbiddenByRbac") {
+	if !strings.Contains(string(body), "rng/action") || !strings.Contains(string(body), "ForbiddenByRbac") {
 		t.Fatalf("denial does not name the action: %s", body)
 	}
 	code, _, body = c.do("POST", s.HSMURL("fresh")+"/rng?api-version=9.9", hsmTok, `{"count":8}`)

@@ -224,3 +224,44 @@ type RegionInfo struct {
 	// ManagementResource is the audience of control-plane tokens.
 	ManagementResource string `json:"managementResource"`
 }
+
+// SecurityDomainJWK is a custodian certificate in a download request. The
+// server reads the RSA key from X5C[0] and ignores the other fields.
+type SecurityDomainJWK struct {
+	Kid     string   `json:"kid,omitempty"`
+	Kty     string   `json:"kty,omitempty"`
+	KeyOps  []string `json:"key_ops,omitempty"`
+	N       string   `json:"n,omitempty"`
+	E       string   `json:"e,omitempty"`
+	X5C     []string `json:"x5c"`
+	Use     string   `json:"use,omitempty"`
+	X5T     string   `json:"x5t,omitempty"`
+	X5TS256 string   `json:"x5t#S256,omitempty"`
+	Alg     string   `json:"alg,omitempty"`
+}
+
+// CertificateInfo is the body of POST /securitydomain/download.
+type CertificateInfo struct {
+	Certificates []SecurityDomainJWK `json:"certificates"`
+	Required     *int                `json:"required,omitempty"`
+}
+
+// SecurityDomainValue carries a security-domain file or upload blob as JSON
+// text ({"value": "<json>"}).
+type SecurityDomainValue struct {
+	Value string `json:"value"`
+}
+
+// SecurityDomainStatus is a security-domain operation status (snake_case
+// status_details; status InProgress, Success or Failed).
+type SecurityDomainStatus struct {
+	Status        string `json:"status"`
+	StatusDetails string `json:"status_details,omitempty"`
+}
+
+// TransferKey is the body of GET /securitydomain/upload: the exchange key
+// as a JWK serialized into a string.
+type TransferKey struct {
+	KeyFormat   string `json:"key_format"`
+	TransferKey string `json:"transfer_key"`
+}
