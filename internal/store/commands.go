@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -98,6 +99,25 @@ type PurgeInstance struct {
 	Expect uint64 `json:"expect"`
 }
 
+// WriteInstanceValues changes values of a live (not deleted) instance
+// without touching its properties or generation, if every condition holds:
+// the conditioned values are exactly as the writer read them. It is how
+// services change many values (keys) without contending on the instance.
+type WriteInstanceValues struct {
+	Name       string      `json:"name"`
+	Puts       []Value     `json:"puts,omitempty"`
+	Deletes    []Value     `json:"deletes,omitempty"`
+	Conditions []Condition `json:"conditions,omitempty"`
+}
+
+// Condition requires a value to be absent (Absent) or to equal Value.
+type Condition struct {
+	Bucket string `json:"bucket"`
+	Key    string `json:"key"`
+	Absent bool   `json:"absent,omitempty"`
+	Value  []byte `json:"value,omitempty"`
+}
+
 func (PutRegionValue) CommandType() string  { return "PutRegionValue" }
 func (CreatePrincipal) CommandType() string { return "CreatePrincipal" }
 func (DeletePrincipal) CommandType() string { return "DeletePrincipal" }
@@ -107,15 +127,19 @@ func (DeleteInstance) CommandType() string  { return "DeleteInstance" }
 func (RecoverInstance) CommandType() string { return "RecoverInstance" }
 func (PurgeInstance) CommandType() string   { return "PurgeInstance" }
 
+// CommandType implements [Command].
+func (WriteInstanceValues) CommandType() string { return "WriteInstanceValues" }
+
 var registry = map[string]func() Command{
-	"PutRegionValue":  func() Command { return &PutRegionValue{} },
-	"CreatePrincipal": func() Command { return &CreatePrincipal{} },
-	"DeletePrincipal": func() Command { return &DeletePrincipal{} },
-	"CreateInstance":  func() Command { return &CreateInstance{} },
-	"UpdateInstance":  func() Command { return &UpdateInstance{} },
-	"DeleteInstance":  func() Command { return &DeleteInstance{} },
-	"RecoverInstance": func() Command { return &RecoverInstance{} },
-	"PurgeInstance":   func() Command { return &PurgeInstance{} },
+	"PutRegionValue":      func() Command { return &PutRegionValue{} },
+	"CreatePrincipal":     func() Command { return &CreatePrincipal{} },
+	"DeletePrincipal":     func() Command { return &DeletePrincipal{} },
+	"CreateInstance":      func() Command { return &CreateInstance{} },
+	"UpdateInstance":      func() Command { return &UpdateInstance{} },
+	"DeleteInstance":      func() Command { return &DeleteInstance{} },
+	"RecoverInstance":     func() Command { return &RecoverInstance{} },
+	"PurgeInstance":       func() Command { return &PurgeInstance{} },
+	"WriteInstanceValues": func() Command { return &WriteInstanceValues{} },
 }
 
 type envelope struct {
@@ -322,4 +346,29 @@ func getJSON(tx txn, bucket []string, key string, v any) error {
 		return fmt.Errorf("store: decode %s: %w", key, err)
 	}
 	return nil
+}
+
+func (c WriteInstanceValues) apply(tx txn) error {
+	var in Instance
+	if err := getJSON(tx, bInstances, c.Name, &in); err != nil {
+		return fmt.Errorf("instance %s: %w", c.Name, err)
+	}
+	if in.Deleted {
+		return fmt.Errorf("instance %s is deleted: %w", c.Name, ErrConflict)
+	}
+	for _, cond := range c.Conditions {
+		cur := tx.get(instanceBucket(c.Name, cond.Bucket), cond.Key)
+		switch {
+		case cond.Absent && cur != nil:
+			return fmt.Errorf("%s/%s exists: %w", cond.Bucket, cond.Key, ErrConflict)
+		case !cond.Absent && (cur == nil || !bytes.Equal(cur, cond.Value)):
+			return fmt.Errorf("%s/%s changed: %w", cond.Bucket, cond.Key, ErrConflict)
+		}
+	}
+	for _, v := range c.Deletes {
+		if err := tx.del(instanceBucket(c.Name, v.Bucket), v.Key); err != nil {
+			return err
+		}
+	}
+	return putValues(tx, c.Name, c.Puts)
 }

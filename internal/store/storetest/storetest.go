@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UpdateInstanceRejected", testUpdateInstanceRejected},
 		{"UpdateInstanceValues", testUpdateInstanceValues},
 		{"InstanceBuckets", testInstanceBuckets},
+		{"WriteInstanceValues", testWriteInstanceValues},
 		{"InstanceLifecycle", testInstanceLifecycle},
 		{"PurgeRemovesValues", testPurgeRemovesValues},
 		{"InstancesListed", testInstancesListed},
@@ -1129,6 +1130,10 @@ func sampleCommands() map[string]store.Command {
 		"DeleteInstance":  store.DeleteInstance{Name: "hsm1", Expect: 2, DeletionDate: t0, ScheduledPurgeDate: t1},
 		"RecoverInstance": store.RecoverInstance{Name: "hsm1", Expect: 3},
 		"PurgeInstance":   store.PurgeInstance{Name: "hsm1", Expect: 4},
+		"WriteInstanceValues": store.WriteInstanceValues{
+			Name: "hsm1", Puts: []store.Value{val("keys", "k1", "v1")}, Deletes: []store.Value{{Bucket: "keys", Key: "k0"}},
+			Conditions: []store.Condition{{Bucket: "keys", Key: "k1", Absent: true}, {Bucket: "keys", Key: "k0", Value: []byte("v0")}},
+		},
 	}
 }
 
@@ -1276,4 +1281,95 @@ func testInstanceBuckets(t *testing.T, open func(*testing.T) store.Store) {
 	if got := buckets("nope"); len(got) != 0 {
 		t.Fatalf("missing instance buckets %v, want none", got)
 	}
+}
+
+func testWriteInstanceValues(t *testing.T, open func(*testing.T) store.Store) {
+	get := func(t *testing.T, s store.Store, bucket, key string) []byte {
+		t.Helper()
+		var v []byte
+		err := s.View(context.Background(), func(r store.Reader) error {
+			var err error
+			v, err = r.InstanceValue("hsm1", bucket, key)
+			return err
+		})
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	generation := func(t *testing.T, s store.Store) uint64 {
+		t.Helper()
+		var in store.Instance
+		if err := s.View(context.Background(), func(r store.Reader) error {
+			var err error
+			in, err = r.Instance("hsm1")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return in.Generation
+	}
+	tests := map[string]struct {
+		cmd     store.WriteInstanceValues
+		wantErr error
+		want    map[string]string // key → value in bucket "keys"; "" = absent
+	}{
+		"put when absent": {
+			cmd:  store.WriteInstanceValues{Puts: []store.Value{val("keys", "k2", "two")}, Conditions: []store.Condition{{Bucket: "keys", Key: "k2", Absent: true}}},
+			want: map[string]string{"k1": "one", "k2": "two"},
+		},
+		"absent condition fails": {
+			cmd:     store.WriteInstanceValues{Puts: []store.Value{val("keys", "k1", "uno")}, Conditions: []store.Condition{{Bucket: "keys", Key: "k1", Absent: true}}},
+			wantErr: store.ErrConflict, want: map[string]string{"k1": "one"},
+		},
+		"equal condition holds": {
+			cmd:  store.WriteInstanceValues{Puts: []store.Value{val("keys", "k1", "uno")}, Conditions: []store.Condition{{Bucket: "keys", Key: "k1", Value: []byte("one")}}},
+			want: map[string]string{"k1": "uno"},
+		},
+		"equal condition fails": {
+			cmd:     store.WriteInstanceValues{Deletes: []store.Value{{Bucket: "keys", Key: "k1"}}, Conditions: []store.Condition{{Bucket: "keys", Key: "k1", Value: []byte("old")}}},
+			wantErr: store.ErrConflict, want: map[string]string{"k1": "one"},
+		},
+		"equal condition on missing value fails": {
+			cmd:     store.WriteInstanceValues{Puts: []store.Value{val("keys", "k3", "x")}, Conditions: []store.Condition{{Bucket: "keys", Key: "k3", Value: []byte("x")}}},
+			wantErr: store.ErrConflict, want: map[string]string{"k1": "one", "k3": ""},
+		},
+		"delete": {
+			cmd:  store.WriteInstanceValues{Deletes: []store.Value{{Bucket: "keys", Key: "k1"}}},
+			want: map[string]string{"k1": ""},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			s := openStore(t, open)
+			mustApply(t, s, create("hsm1", val("keys", "k1", "one")))
+			cmd := tc.cmd
+			cmd.Name = "hsm1"
+			err := s.Apply(context.Background(), cmd)
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
+				t.Fatalf("Apply = %v, want %v", err, tc.wantErr)
+			}
+			for k, want := range tc.want {
+				if got := string(get(t, s, "keys", k)); got != want {
+					t.Errorf("keys/%s = %q, want %q", k, got, want)
+				}
+			}
+			if g := generation(t, s); g != 1 {
+				t.Errorf("generation %d, want 1: values do not change the instance", g)
+			}
+		})
+	}
+	t.Run("deleted or missing instance", func(t *testing.T) {
+		s := openStore(t, open)
+		mustApply(t, s, create("hsm1"), store.DeleteInstance{Name: "hsm1", Expect: 1, DeletionDate: t0, ScheduledPurgeDate: t1})
+		if err := s.Apply(context.Background(), store.WriteInstanceValues{Name: "hsm1", Puts: []store.Value{val("keys", "k", "v")}}); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("write to deleted instance: %v, want ErrConflict", err)
+		}
+		if err := s.Apply(context.Background(), store.WriteInstanceValues{Name: "nope", Puts: []store.Value{val("keys", "k", "v")}}); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("write to missing instance: %v, want ErrNotFound", err)
+		}
+	})
 }
