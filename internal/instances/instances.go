@@ -79,6 +79,8 @@ type Instance struct {
 	Deleted            bool
 	DeletionDate       time.Time
 	ScheduledPurgeDate time.Time
+
+	wrappedRoot []byte
 }
 
 // RoleAssignment is a stored role assignment.
@@ -116,6 +118,7 @@ type Service struct {
 type rootEntry struct {
 	wrapped string
 	root    *barrier.RootKey
+	barrier *barrier.Barrier
 }
 
 // New returns the service.
@@ -334,6 +337,7 @@ func (s *Service) decode(rec store.Instance) (Instance, error) {
 		Key: rec.Name, Subscription: rec.Subscription, ResourceGroup: rec.ResourceGroup, Location: rec.Location,
 		Generation: rec.Generation, Properties: p, Deleted: rec.Deleted,
 		DeletionDate: rec.DeletionDate, ScheduledPurgeDate: rec.ScheduledPurgeDate,
+		wrappedRoot: rec.WrappedRoot,
 	}, nil
 }
 
@@ -464,39 +468,52 @@ func (s *Service) mustAdmin(ctx context.Context, c Caller, in Instance, what str
 
 // Root returns the instance's root key (unwrapped by the seal; cached).
 func (s *Service) Root(in Instance) (*barrier.RootKey, error) {
-	return s.root(in.Key)
-}
-
-func (s *Service) root(key string) (*barrier.RootKey, error) {
-	var wrapped []byte
-	err := s.st.View(context.Background(), func(r store.Reader) error {
-		rec, err := r.Instance(key)
-		wrapped = rec.WrappedRoot
-		return err
-	})
+	e, err := s.rootEntry(in)
 	if err != nil {
 		return nil, err
 	}
+	return e.root, nil
+}
+
+// rootEntry returns the unwrapped root of in and its barrier, from the
+// cache when the wrapped root is the one cached.
+func (s *Service) rootEntry(in Instance) (rootEntry, error) {
+	wrapped := in.wrappedRoot
+	if wrapped == nil {
+		cur, err := s.get(context.Background(), in.Key)
+		if err != nil {
+			return rootEntry{}, err
+		}
+		wrapped = cur.wrappedRoot
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e, ok := s.roots[key]; ok && e.wrapped == string(wrapped) {
-		return e.root, nil
+	e, ok := s.roots[in.Key]
+	s.mu.Unlock()
+	if ok && e.wrapped == string(wrapped) {
+		return e, nil
 	}
-	root, err := barrier.UnwrapRootKey(s.seal, wrapped, key)
+	root, err := barrier.UnwrapRootKey(s.seal, wrapped, in.Key)
 	if err != nil {
-		return nil, fmt.Errorf("instances: unwrap root of %s: %w", key, err)
+		return rootEntry{}, fmt.Errorf("instances: unwrap root of %s: %w", in.Key, err)
 	}
-	s.roots[key] = rootEntry{wrapped: string(wrapped), root: root}
-	return root, nil
+	b, err := barrier.New(root, in.Key)
+	if err != nil {
+		return rootEntry{}, err
+	}
+	e = rootEntry{wrapped: string(wrapped), root: root, barrier: b}
+	s.mu.Lock()
+	s.roots[in.Key] = e
+	s.mu.Unlock()
+	return e, nil
 }
 
 // Barrier returns the barrier that seals the instance's values.
 func (s *Service) Barrier(in Instance) (*barrier.Barrier, error) {
-	root, err := s.root(in.Key)
+	e, err := s.rootEntry(in)
 	if err != nil {
 		return nil, err
 	}
-	return barrier.New(root, in.Key)
+	return e.barrier, nil
 }
 
 // RoleAssignments returns the instance's role assignments.
