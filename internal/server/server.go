@@ -76,6 +76,9 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 			s.Close()
 		}
 	}()
+	if abs, err := filepath.Abs(cfg.DataDir); err == nil {
+		cfg.DataDir = abs // dev.env and the printed paths work from anywhere
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
