@@ -23,6 +23,7 @@ import (
 	"tresor/internal/fault"
 	"tresor/internal/identity"
 	"tresor/internal/instances"
+	"tresor/internal/keys"
 )
 
 // Config configures the API.
@@ -73,6 +74,7 @@ type Principals interface {
 // Deps are the services behind the API.
 type Deps struct {
 	Instances *instances.Service
+	Keys      *keys.Service
 	Issuer    *identity.Issuer
 	// MgmtValidator accepts tokens for the region endpoint, HSMValidator
 	// tokens for the HSM endpoints (they differ in accepted audiences).

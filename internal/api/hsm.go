@@ -39,10 +39,6 @@ func (a *API) authorize(r *http.Request, rt route, rc *reqCtx) error {
 			rbac.ActionPrefix + rt.action + "' at scope '" + scope + "' of the managed HSM '" + rc.instance.Name + "'"}
 }
 
-func (a *API) keysNotServed(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
-	return fault.New(fault.NotImplemented, "NotImplemented", "key operations are not served by this version of Tresor")
-}
-
 // rng answers POST /rng: {"count": 1..128} → {"value": base64url bytes}.
 func (a *API) rng(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
 	var req struct {

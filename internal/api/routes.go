@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 
+	"tresor/internal/keys"
 	"tresor/internal/rbac"
 )
 
@@ -15,6 +16,7 @@ const armHSM = "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Key
 func (a *API) routes() []route {
 	const small = 64 << 10
 	keyScope := func(r *http.Request) string { return "/keys/" + r.PathValue("name") }
+	keysScope := func(*http.Request) string { return "/keys" }
 	return []route{
 		// Identity (Entra ID's shape). These must work without a token.
 		{method: "GET", pattern: "/tresor/region", insecureNoAuth: true, h: a.regionInfo},
@@ -51,16 +53,40 @@ func (a *API) routes() []route {
 		{plane: hsmPlane, method: "POST", pattern: "/securitydomain/upload", action: rbac.SecurityDomainUpload, limit: 1 << 20, h: a.sdUpload},
 		{plane: hsmPlane, method: "GET", pattern: "/securitydomain/upload/pending", action: rbac.SecurityDomainUploadGet, versionOptional: true, h: a.sdPending},
 
-		// HSM data plane. Key routes are gated on activation; the key
-		// service itself is not part of this version yet.
-		{plane: hsmPlane, method: "POST", pattern: "/keys/{name}/create", action: rbac.KeysCreate, scope: keyScope, needsActive: true, h: a.keysNotServed},
-		{plane: hsmPlane, method: "PUT", pattern: "/keys/{name}", action: rbac.KeysImport, scope: keyScope, needsActive: true, h: a.keysNotServed},
-		{plane: hsmPlane, method: "GET", pattern: "/keys", action: rbac.KeysRead, scope: func(*http.Request) string { return "/keys" }, needsActive: true, h: a.keysNotServed},
-		{plane: hsmPlane, method: "GET", pattern: "/keys/{name}/{version...}", action: rbac.KeysRead, scope: keyScope, needsActive: true, h: a.keysNotServed},
-		{plane: hsmPlane, method: "POST", pattern: "/keys/{name}/{version}/sign", action: rbac.KeysSign, scope: keyScope, needsActive: true, h: a.keysNotServed},
-		{plane: hsmPlane, method: "POST", pattern: "/keys/{name}/sign", action: rbac.KeysSign, scope: keyScope, needsActive: true, h: a.keysNotServed},
-		{plane: hsmPlane, method: "POST", pattern: "/keys/{name}/{version}/encrypt", action: rbac.KeysEncrypt, scope: keyScope, needsActive: true, h: a.keysNotServed},
-		{plane: hsmPlane, method: "POST", pattern: "/keys/{name}/encrypt", action: rbac.KeysEncrypt, scope: keyScope, needsActive: true, h: a.keysNotServed},
+		// Keys (spec §4.1). Every key route needs an activated HSM; an
+		// empty version segment means the current version (spec §9.13).
+		{plane: hsmPlane, method: "POST", pattern: "/keys/{name}/create", action: rbac.KeysCreate, scope: keyScope, needsActive: true, limit: small, h: a.createKey},
+		{plane: hsmPlane, method: "PUT", pattern: "/keys/{name}", action: rbac.KeysImport, scope: keyScope, needsActive: true, limit: small, h: a.importKey},
+		{plane: hsmPlane, method: "GET", pattern: "/keys", action: rbac.KeysRead, scope: keysScope, needsActive: true, h: a.listKeys},
+		{plane: hsmPlane, method: "GET", pattern: "/keys/{name}", action: rbac.KeysRead, scope: keyScope, needsActive: true, h: a.getKey},
+		{plane: hsmPlane, method: "GET", pattern: "/keys/{name}/{$}", action: rbac.KeysRead, scope: keyScope, needsActive: true, h: a.getKey},
+		{plane: hsmPlane, method: "GET", pattern: "/keys/{name}/{version}", action: rbac.KeysRead, scope: keyScope, needsActive: true, h: a.getKey},
+		{plane: hsmPlane, method: "GET", pattern: "/keys/{name}/versions", action: rbac.KeysRead, scope: keyScope, needsActive: true, h: a.listKeyVersions},
+		{plane: hsmPlane, method: "PATCH", pattern: "/keys/{name}", action: rbac.KeysWrite, scope: keyScope, needsActive: true, limit: small, h: a.updateKey},
+		{plane: hsmPlane, method: "PATCH", pattern: "/keys/{name}/{$}", action: rbac.KeysWrite, scope: keyScope, needsActive: true, limit: small, h: a.updateKey},
+		{plane: hsmPlane, method: "PATCH", pattern: "/keys/{name}/{version}", action: rbac.KeysWrite, scope: keyScope, needsActive: true, limit: small, h: a.updateKey},
+		{plane: hsmPlane, method: "DELETE", pattern: "/keys/{name}", action: rbac.KeysDelete, scope: keyScope, needsActive: true, h: a.deleteKey},
+		{plane: hsmPlane, method: "GET", pattern: "/deletedkeys", action: rbac.DeletedKeysRead, scope: keysScope, needsActive: true, h: a.listDeletedKeys},
+		{plane: hsmPlane, method: "GET", pattern: "/deletedkeys/{name}", action: rbac.DeletedKeysRead, scope: keyScope, needsActive: true, h: a.getDeletedKey},
+		{plane: hsmPlane, method: "POST", pattern: "/deletedkeys/{name}/recover", action: rbac.DeletedKeysRecover, scope: keyScope, needsActive: true, h: a.recoverKey},
+		{plane: hsmPlane, method: "DELETE", pattern: "/deletedkeys/{name}", action: rbac.DeletedKeysDelete, scope: keyScope, needsActive: true, h: a.purgeKey},
+		{plane: hsmPlane, method: "POST", pattern: "/keys/{name}/backup", action: rbac.KeysBackup, scope: keyScope, needsActive: true, h: a.backupKey},
+		{plane: hsmPlane, method: "POST", pattern: "/keys/restore", action: rbac.KeysRestore, scope: keysScope, needsActive: true, limit: 4 << 20, h: a.restoreKey},
+		{plane: hsmPlane, method: "POST", pattern: "/keys/{name}/rotate", action: rbac.KeysRotate, scope: keyScope, needsActive: true, h: a.rotateKey},
+		{plane: hsmPlane, method: "GET", pattern: "/keys/{name}/rotationpolicy", action: rbac.KeysRead, scope: keyScope, needsActive: true, h: a.getRotationPolicy},
+		{plane: hsmPlane, method: "PUT", pattern: "/keys/{name}/rotationpolicy", action: rbac.KeysWrite, scope: keyScope, needsActive: true, limit: small, h: a.putRotationPolicy},
+		{plane: hsmPlane, method: "POST", pattern: "/keys/{name}/encrypt", action: rbac.KeysEncrypt, scope: keyScope, needsActive: true, limit: 256 << 10, h: a.keyOp(keys.OpEncrypt)},
+		{plane: hsmPlane, method: "POST", pattern: "/keys/{name}/{version}/encrypt", action: rbac.KeysEncrypt, scope: keyScope, needsActive: true, limit: 256 << 10, h: a.keyOp(keys.OpEncrypt)},
+		{plane: hsmPlane, method: "POST", pattern: "/keys/{name}/decrypt", action: rbac.KeysDecrypt, scope: keyScope, needsActive: true, limit: 256 << 10, h: a.keyOp(keys.OpDecrypt)},
+		{plane: hsmPlane, method: "POST", pattern: "/keys/{name}/{version}/decrypt", action: rbac.KeysDecrypt, scope: keyScope, needsActive: true, limit: 256 << 10, h: a.keyOp(keys.OpDecrypt)},
+		{plane: hsmPlane, method: "POST", pattern: "/keys/{name}/wrapkey", action: rbac.KeysWrap, scope: keyScope, needsActive: true, limit: 256 << 10, h: a.keyOp(keys.OpWrapKey)},
+		{plane: hsmPlane, method: "POST", pattern: "/keys/{name}/{version}/wrapkey", action: rbac.KeysWrap, scope: keyScope, needsActive: true, limit: 256 << 10, h: a.keyOp(keys.OpWrapKey)},
+		{plane: hsmPlane, method: "POST", pattern: "/keys/{name}/unwrapkey", action: rbac.KeysUnwrap, scope: keyScope, needsActive: true, limit: 256 << 10, h: a.keyOp(keys.OpUnwrapKey)},
+		{plane: hsmPlane, method: "POST", pattern: "/keys/{name}/{version}/unwrapkey", action: rbac.KeysUnwrap, scope: keyScope, needsActive: true, limit: 256 << 10, h: a.keyOp(keys.OpUnwrapKey)},
+		{plane: hsmPlane, method: "POST", pattern: "/keys/{name}/sign", action: rbac.KeysSign, scope: keyScope, needsActive: true, limit: 256 << 10, h: a.signKey},
+		{plane: hsmPlane, method: "POST", pattern: "/keys/{name}/{version}/sign", action: rbac.KeysSign, scope: keyScope, needsActive: true, limit: 256 << 10, h: a.signKey},
+		{plane: hsmPlane, method: "POST", pattern: "/keys/{name}/verify", action: rbac.KeysVerify, scope: keyScope, needsActive: true, limit: 256 << 10, h: a.verifyKey},
+		{plane: hsmPlane, method: "POST", pattern: "/keys/{name}/{version}/verify", action: rbac.KeysVerify, scope: keyScope, needsActive: true, limit: 256 << 10, h: a.verifyKey},
 		{plane: hsmPlane, method: "POST", pattern: "/rng", action: rbac.RNG, limit: 4 << 10, h: a.rng},
 	}
 }

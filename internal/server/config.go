@@ -35,6 +35,10 @@ type Config struct {
 	PurgeInterval Duration `json:"purgeInterval"`
 	// Identity configures tokens and trusted issuers.
 	Identity IdentityConfig `json:"identity"`
+	// Clock, if set, is the time of the instance and key lifecycles
+	// (deletion dates, purges, rotations); tests set it. Tokens always use
+	// the real time.
+	Clock func() time.Time `json:"-"`
 }
 
 // IdentityConfig configures authentication.

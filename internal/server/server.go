@@ -23,6 +23,7 @@ import (
 	"tresor/internal/barrier"
 	"tresor/internal/identity"
 	"tresor/internal/instances"
+	"tresor/internal/keys"
 	"tresor/internal/store"
 )
 
@@ -35,6 +36,7 @@ type Server struct {
 	st        store.Store
 	seal      barrier.Seal
 	Instances *instances.Service
+	Keys      *keys.Service
 
 	// Endpoint is the region endpoint URL; CAFile the dev CA (if any).
 	Endpoint string
@@ -150,12 +152,13 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	if err != nil {
 		return nil, err
 	}
-	s.Instances = instances.New(s.st, s.seal, reg.barrier, instances.Config{Region: cfg.Region, TenantID: reg.tenant})
+	s.Instances = instances.New(s.st, s.seal, reg.barrier, instances.Config{Region: cfg.Region, TenantID: reg.tenant, Now: cfg.Clock})
+	s.Keys = keys.New(s.Instances, s.st, cfg.Clock)
 	dir := &principals{st: s.st, now: time.Now}
 	if err := s.bootstrapAdmin(ctx, dir); err != nil {
 		return nil, err
 	}
-	h, err := api.New(apiCfg, api.Deps{Instances: s.Instances, Issuer: issuer, MgmtValidator: mgmtV, HSMValidator: hsmV, Principals: dir})
+	h, err := api.New(apiCfg, api.Deps{Instances: s.Instances, Keys: s.Keys, Issuer: issuer, MgmtValidator: mgmtV, HSMValidator: hsmV, Principals: dir})
 	if err != nil {
 		return nil, err
 	}
@@ -331,13 +334,37 @@ func (s *Server) purgeLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			n, err := s.Instances.PurgeExpired(ctx)
-			if err != nil && ctx.Err() == nil {
-				s.log.Error("automatic purge", "err", err)
-			}
-			if n > 0 {
-				s.log.Info("purged instances past their scheduled purge date", "count", n)
-			}
+			s.RunDue(ctx)
+		}
+	}
+}
+
+// RunDue carries out what is due: purges of instances and keys past their
+// scheduled purge date, and key rotations asked for by rotation policies.
+// The server runs it every purge interval; tests call it with a fake clock.
+func (s *Server) RunDue(ctx context.Context) {
+	n, err := s.Instances.PurgeExpired(ctx)
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("automatic purge", "err", err)
+	}
+	if n > 0 {
+		s.log.Info("purged instances past their scheduled purge date", "count", n)
+	}
+	list, err := s.Instances.List(ctx, "", "")
+	if err != nil {
+		s.log.Error("list instances", "err", err)
+		return
+	}
+	for _, in := range list {
+		if in.ActivationStatus != instances.Active {
+			continue
+		}
+		rotated, purged, err := s.Keys.RunDue(ctx, in)
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("key lifecycle", "instance", in.Key, "err", err)
+		}
+		if rotated+purged > 0 {
+			s.log.Info("key lifecycle", "instance", in.Key, "rotated", rotated, "purged", purged)
 		}
 	}
 }

@@ -1,0 +1,71 @@
+package api
+
+import (
+	"net/http"
+
+	"tresor/internal/fault"
+	"tresor/internal/instances"
+)
+
+// Settings API (spec §5.4).
+//
+// The service's data-action vocabulary has no action for settings. Tresor
+// treats the settings as part of the HSM's access policy: reading them
+// needs roleDefinitions/read (every built-in role that may see the policy),
+// changing them roleDefinitions/write (the Administrator, the Crypto
+// Officer and the Policy Administrator, who may change the policy anyway).
+
+type (
+	setting struct {
+		Name  string `json:"name"`
+		Value string `json:"value"`
+		Type  string `json:"type"`
+	}
+	settingsList struct {
+		Settings []setting `json:"settings"`
+	}
+	settingUpdate struct {
+		Value *string `json:"value"`
+	}
+)
+
+func toSetting(s instances.Setting) setting { return setting{Name: s.Name, Value: s.Value, Type: s.Type} }
+
+func (a *API) listSettings(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
+	all, err := a.deps.Instances.Settings(r.Context(), rc.instance)
+	if err != nil {
+		return err
+	}
+	out := settingsList{Settings: []setting{}}
+	for _, s := range all {
+		out.Settings = append(out.Settings, toSetting(s))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) getSetting(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
+	s, err := a.deps.Instances.GetSetting(r.Context(), rc.instance, r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toSetting(s))
+	return nil
+}
+
+// updateSetting answers PATCH /settings/{name} with body {"value": "…"}.
+func (a *API) updateSetting(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
+	var body settingUpdate
+	if err := decodeJSON(r, &body); err != nil {
+		return err
+	}
+	if body.Value == nil {
+		return fault.New(fault.BadParameter, "BadParameter", "value is missing")
+	}
+	s, err := a.deps.Instances.UpdateSetting(r.Context(), rc.instance, r.PathValue("name"), *body.Value)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toSetting(s))
+	return nil
+}
