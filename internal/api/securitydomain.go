@@ -23,7 +23,7 @@ func hsmBase(r *http.Request) string {
 
 func sdAccepted(w http.ResponseWriter, r *http.Request, kind string) {
 	w.Header().Set("Azure-AsyncOperation", hsmBase(r)+"/securitydomain/"+kind+"/pending")
-	w.Header().Set("Retry-After", "5")
+	w.Header().Set("Retry-After", "1") // operations finish before the answer
 }
 
 // sdDownload answers POST /securitydomain/download: 202 with the
@@ -83,7 +83,10 @@ func (a *API) sdTransferKey(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 	if err != nil {
 		return err
 	}
-	pub := cert.PublicKey.(*rsa.PublicKey)
+	pub, ok := cert.PublicKey.(*rsa.PublicKey)
+	if !ok {
+		return fault.New(fault.Internal, "InternalError", "the exchange key is not an RSA key")
+	}
 	s1, s256 := sha1.Sum(der), sha256.Sum256(der)
 	b64u := base64.RawURLEncoding.EncodeToString
 	jwk := map[string]any{

@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
 	"tresor/internal/instances"
+	"tresor/internal/securitydomain"
 	"tresor/internal/server/servertest"
 )
 
@@ -69,3 +72,16 @@ func assign(t *testing.T, c *call, tok, name, scope, roleID, principal string) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// readCustodianCert returns the DER of a custodian certificate in testdata.
+func readCustodianCert(name string) ([]byte, error) {
+	pemBytes, err := os.ReadFile(filepath.Join("testdata", "custodians", name+".cer"))
+	if err != nil {
+		return nil, err
+	}
+	c, err := securitydomain.ParseCertificatePEM(pemBytes)
+	if err != nil {
+		return nil, err
+	}
+	return c.DER, nil
+}
