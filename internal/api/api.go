@@ -90,6 +90,7 @@ type API struct {
 	log    *slog.Logger
 	region *http.ServeMux
 	hsm    *http.ServeMux
+	authz  authzCache // callers' grants per token and instance generation (rbac.go)
 }
 
 // New builds the API and its route table.
@@ -179,7 +180,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 	h.Set("x-ms-keyvault-region", a.cfg.Region)
 	if name, ok := a.hsmName(r.Host); ok {
-		a.serveHSM(w, r, name)
+		a.serveHSM(w, rbacRequest(r), name) // RBAC paths carry their scope in front (rbac.go)
 		return
 	}
 	if _, pattern := a.region.Handler(r); pattern == "" {

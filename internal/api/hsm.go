@@ -2,34 +2,37 @@ package api
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
-	"strings"
 
 	"tresor/internal/fault"
 	"tresor/internal/rbac"
 )
 
 // authorize checks the route's data action against the caller's role
-// assignments on the instance.
+// assignments on the instance: built-in and custom roles, their
+// notDataActions, and whether each assignment's scope covers the route's
+// target ("/" unless the route names one). The caller's grants are cached
+// per token and instance generation; every change of roles or assignments
+// changes the generation, so a change takes effect on the next request.
 func (a *API) authorize(r *http.Request, rt route, rc *reqCtx) error {
 	scope := "/"
 	if rt.scope != nil {
 		scope = rt.scope(r)
 	}
-	ras, err := a.deps.Instances.RoleAssignments(r.Context(), rc.instance)
-	if err != nil {
-		return err
-	}
-	var grants []rbac.Grant
-	for _, ra := range ras {
-		if !strings.EqualFold(ra.PrincipalID, rc.caller.ObjectID) {
-			continue
+	key := authzKey{token: sha256.Sum256([]byte(bearer(r))), instance: rc.instance.Key, generation: rc.instance.Generation}
+	grants, ok := a.authz.get(key)
+	if !ok {
+		p, gen, err := a.deps.Instances.Policy(r.Context(), rc.instance)
+		if err != nil {
+			return err
 		}
-		id := ra.RoleDefinitionID[strings.LastIndex(ra.RoleDefinitionID, "/")+1:]
-		if role, ok := rbac.BuiltInRole(id); ok {
-			grants = append(grants, rbac.Grant{Role: role, Scope: ra.Scope})
-		}
+		grants = p.Grants(rc.caller.ObjectID)
+		// The snapshot may be newer than the instance this request read:
+		// keep it under the generation it belongs to.
+		key.generation = gen
+		a.authz.put(key, grants)
 	}
 	if rbac.Allowed(grants, rt.action, scope) {
 		return nil

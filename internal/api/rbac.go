@@ -165,13 +165,18 @@ func withPrefix(actions []string) []string {
 	return out
 }
 
+// toRoleDefinition renders a role; a custom role without data actions has
+// no permissions, as the service shows it.
 func toRoleDefinition(r rbac.Role) roleDefinition {
+	perms := []permission{}
+	if r.BuiltIn || len(r.DataActions) > 0 || len(r.NotDataActions) > 0 {
+		perms = append(perms, permission{Actions: []string{}, NotActions: []string{},
+			DataActions: withPrefix(r.DataActions), NotDataActions: withPrefix(r.NotDataActions)})
+	}
 	return roleDefinition{
 		ID: rbac.RoleDefinitionID(r.ID), Name: r.ID, Type: "Microsoft.Authorization/roleDefinitions",
 		Properties: roleDefinitionProp{
-			RoleName: r.Name, Description: r.Description, Type: r.Type(), AssignableScopes: []string{"/"},
-			Permissions: []permission{{Actions: []string{}, NotActions: []string{},
-				DataActions: withPrefix(r.DataActions), NotDataActions: withPrefix(r.NotDataActions)}},
+			RoleName: r.Name, Description: r.Description, Type: r.Type(), AssignableScopes: []string{"/"}, Permissions: perms,
 		},
 	}
 }
@@ -193,21 +198,23 @@ func toRoleAssignment(a rbac.Assignment) roleAssignment {
 	}
 }
 
-// definitionScope checks the scope of a role definition route: Managed HSM
-// keeps role definitions at "/" only.
-func definitionScope(r *http.Request) error {
+// definitionScope checks the scope of a role definition route. Role
+// definitions apply to the whole HSM: they can be read at any scope (the
+// Azure CLI lists them at the scope of the assignment it makes), and
+// changed at "/" only.
+func definitionScope(r *http.Request, change bool) error {
 	s, err := rbac.ParseScope(requestScope(r))
 	if err != nil {
 		return err
 	}
-	if s != "/" {
-		return fault.New(fault.BadParameter, "InvalidScope", "role definitions exist at scope '/' only, not at '%s'", s)
+	if change && s != "/" {
+		return fault.New(fault.BadParameter, "InvalidScope", "role definitions are created and deleted at scope '/' only, not at '%s'", s)
 	}
 	return nil
 }
 
 func (a *API) listRoleDefinitions(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
-	if err := definitionScope(r); err != nil {
+	if err := definitionScope(r, false); err != nil {
 		return err
 	}
 	f, err := rbac.ParseRoleFilter(r.URL.Query().Get("$filter"))
@@ -236,7 +243,7 @@ func roleGUID(r *http.Request) (string, error) {
 }
 
 func (a *API) getRoleDefinition(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
-	if err := definitionScope(r); err != nil {
+	if err := definitionScope(r, false); err != nil {
 		return err
 	}
 	id, err := roleGUID(r)
@@ -257,7 +264,7 @@ func (a *API) getRoleDefinition(w http.ResponseWriter, r *http.Request, rc *reqC
 
 // putRoleDefinition creates or replaces a custom role: 201 either way.
 func (a *API) putRoleDefinition(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
-	if err := definitionScope(r); err != nil {
+	if err := definitionScope(r, true); err != nil {
 		return err
 	}
 	id, err := roleGUID(r)
@@ -302,7 +309,7 @@ func (a *API) putRoleDefinition(w http.ResponseWriter, r *http.Request, rc *reqC
 }
 
 func (a *API) deleteRoleDefinition(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
-	if err := definitionScope(r); err != nil {
+	if err := definitionScope(r, true); err != nil {
 		return err
 	}
 	id, err := roleGUID(r)

@@ -53,6 +53,22 @@ func (a *API) routes() []route {
 		{plane: hsmPlane, method: "POST", pattern: "/securitydomain/upload", action: rbac.SecurityDomainUpload, limit: 1 << 20, h: a.sdUpload},
 		{plane: hsmPlane, method: "GET", pattern: "/securitydomain/upload/pending", action: rbac.SecurityDomainUploadGet, versionOptional: true, h: a.sdPending},
 
+		// RBAC and settings (spec §5). RBAC paths reach these patterns
+		// rewritten by rbacRequest, their scope in the context; changes
+		// need an activated HSM, reads do not. Settings have no data
+		// action of their own: see settings.go.
+		{plane: hsmPlane, method: "GET", pattern: rbacDefinitions, action: rbac.RoleDefinitionsRead, scope: rbacScope, h: a.listRoleDefinitions},
+		{plane: hsmPlane, method: "GET", pattern: rbacDefinitions + "/{name}", action: rbac.RoleDefinitionsRead, scope: rbacScope, h: a.getRoleDefinition},
+		{plane: hsmPlane, method: "PUT", pattern: rbacDefinitions + "/{name}", action: rbac.RoleDefinitionsWrite, scope: rbacScope, needsActive: true, limit: small, h: a.putRoleDefinition},
+		{plane: hsmPlane, method: "DELETE", pattern: rbacDefinitions + "/{name}", action: rbac.RoleDefinitionsDelete, scope: rbacScope, needsActive: true, h: a.deleteRoleDefinition},
+		{plane: hsmPlane, method: "GET", pattern: rbacAssignments, action: rbac.RoleAssignmentsRead, scope: rbacScope, h: a.listRoleAssignments},
+		{plane: hsmPlane, method: "GET", pattern: rbacAssignments + "/{name}", action: rbac.RoleAssignmentsRead, scope: rbacScope, h: a.getRoleAssignment},
+		{plane: hsmPlane, method: "PUT", pattern: rbacAssignments + "/{name}", action: rbac.RoleAssignmentsWrite, scope: rbacScope, needsActive: true, limit: small, h: a.putRoleAssignment},
+		{plane: hsmPlane, method: "DELETE", pattern: rbacAssignments + "/{name}", action: rbac.RoleAssignmentsDelete, scope: rbacScope, needsActive: true, h: a.deleteRoleAssignment},
+		{plane: hsmPlane, method: "GET", pattern: "/settings", action: rbac.RoleDefinitionsRead, h: a.listSettings},
+		{plane: hsmPlane, method: "GET", pattern: "/settings/{name}", action: rbac.RoleDefinitionsRead, h: a.getSetting},
+		{plane: hsmPlane, method: "PATCH", pattern: "/settings/{name}", action: rbac.RoleDefinitionsWrite, needsActive: true, limit: small, h: a.updateSetting},
+
 		// Keys (spec §4.1). Every key route needs an activated HSM; an
 		// empty version segment means the current version (spec §9.13).
 		{plane: hsmPlane, method: "POST", pattern: "/keys/{name}/create", action: rbac.KeysCreate, scope: keyScope, needsActive: true, limit: small, h: a.createKey},

@@ -29,7 +29,9 @@ type (
 	}
 )
 
-func toSetting(s instances.Setting) setting { return setting{Name: s.Name, Value: s.Value, Type: s.Type} }
+func toSetting(s instances.Setting) setting {
+	return setting{Name: s.Name, Value: s.Value, Type: s.Type}
+}
 
 func (a *API) listSettings(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
 	all, err := a.deps.Instances.Settings(r.Context(), rc.instance)

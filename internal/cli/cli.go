@@ -131,6 +131,9 @@ TRESOR_SERVER, TRESOR_CA_FILE, TRESOR_CLIENT_ID and TRESOR_CLIENT_SECRET.`,
 		a.principalCommand(),
 	)
 	root.AddCommand(a.hsmCommands()...)
+	root.AddCommand(a.roleCommand())
+	root.AddCommand(a.settingCommand())
+	root.AddCommand(a.securityDomainCommand())
 	return root
 }
 

@@ -1,12 +1,37 @@
-// Package rbac implements Managed HSM local role-based access control: the
-// built-in role definitions with their real GUIDs and data actions, and the
-// decision whether a set of role assignments grants a data action at a scope.
+// Package rbac implements Managed HSM local role-based access control
+// (spec §5): the built-in role definitions with their real GUIDs and data
+// actions, custom roles checked against the data-action vocabulary, role
+// assignments at a scope, and the decision whether assignments grant a
+// data action at a scope.
+//
+// # Scopes
 //
 // Scopes are "/" (the whole HSM), "/keys" (every key) and "/keys/{name}"
-// (one key). An assignment covers its scope and every scope below it.
+// (one key). An assignment covers its scope and every scope below it
+// ([Covers]); [ParseScope] accepts the forms clients send.
+//
+// # Decisions
+//
+// [Allowed] grants an action if some assignment whose scope covers the
+// target has a role that lists the action among its data actions and not
+// among its notDataActions. As in Azure RBAC, notDataActions narrow only
+// their own role; nothing denies what another role grants.
+//
+// # Policy
+//
+// A [Policy] is an HSM's custom roles and assignments. Its Check methods
+// enforce the service's rules before a change is stored: unique role
+// names, the limits of spec §6.1 ([MaxCustomRoles], [MaxAssignmentsHSM],
+// [MaxAssignmentsPerKey]), no deletion of an assigned role, and no removal
+// of the last Managed HSM Administrator assignment at "/". Errors carry a
+// fault kind and an Azure-style code. The package stores nothing and never
+// sees HTTP: package instances persists the policy, package api serves it.
 package rbac
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // ActionPrefix precedes every Managed HSM data action.
 const ActionPrefix = "Microsoft.KeyVault/managedHsm/"
@@ -51,14 +76,31 @@ const (
 	RNG                       = "rng/action"
 )
 
-// Role is a role definition.
+// Role is a role definition: built-in, or custom (made by a user of the
+// HSM). Data actions are kept without [ActionPrefix].
 type Role struct {
-	ID             string // GUID
-	Name           string
+	ID             string // GUID, lower case
+	Name           string // roleName
+	Description    string
 	DataActions    []string // without prefix
-	NotDataActions []string
+	NotDataActions []string // without prefix
 	BuiltIn        bool
 }
+
+// Type is the role's type as the service names it: "AKVBuiltInRole" or
+// "CustomRole".
+func (r Role) Type() string {
+	if r.BuiltIn {
+		return TypeBuiltIn
+	}
+	return TypeCustom
+}
+
+// Role types (the "type" property of a role definition).
+const (
+	TypeBuiltIn = "AKVBuiltInRole"
+	TypeCustom  = "CustomRole"
+)
 
 // Built-in role GUIDs.
 const (
@@ -119,43 +161,76 @@ type Grant struct {
 	Scope string
 }
 
-// Covers reports whether an assignment at scope applies to target.
+// Covers reports whether an assignment at scope applies to target: "/"
+// covers everything, "/keys" every key, "/keys/k1" only k1. Key names are
+// compared without case, as Key Vault does.
 func Covers(scope, target string) bool {
 	if scope == "/" {
 		return true
 	}
-	return target == scope || strings.HasPrefix(target, scope+"/")
+	return strings.EqualFold(target, scope) ||
+		len(target) > len(scope) && target[len(scope)] == '/' && strings.EqualFold(target[:len(scope)], scope)
 }
 
-// Allowed reports whether grants allow action at target: the union of the
-// data actions of the grants whose scope covers target, minus their
-// notDataActions.
+// Allowed reports whether grants allow action (without prefix) at target:
+// some grant whose scope covers target has a role that lists action among
+// its data actions and not among its notDataActions. As in Azure RBAC,
+// notDataActions only narrow the role that carries them: they deny
+// nothing another role grants.
 func Allowed(grants []Grant, action, target string) bool {
-	allowed := false
 	for _, g := range grants {
-		if !Covers(g.Scope, target) {
-			continue
-		}
-		for _, a := range g.Role.NotDataActions {
-			if matches(a, action) {
-				return false
-			}
-		}
-		for _, a := range g.Role.DataActions {
-			if matches(a, action) {
-				allowed = true
-			}
+		if Covers(g.Scope, target) && g.Role.Permits(action) {
+			return true
 		}
 	}
-	return allowed
+	return false
 }
 
-// matches compares a role's action (with or without prefix, "*" wildcard
-// at the end) with a requested action (without prefix).
-func matches(pattern, action string) bool {
-	pattern = strings.TrimPrefix(pattern, ActionPrefix)
-	if strings.HasSuffix(pattern, "*") {
-		return strings.HasPrefix(action, strings.TrimSuffix(pattern, "*"))
+// Permits reports whether the role's data actions, minus its
+// notDataActions, include action (without prefix).
+func (r Role) Permits(action string) bool {
+	return slices.ContainsFunc(r.DataActions, func(a string) bool { return sameAction(a, action) }) &&
+		!slices.ContainsFunc(r.NotDataActions, func(a string) bool { return sameAction(a, action) })
+}
+
+// sameAction compares two data actions, each with or without prefix,
+// without case.
+func sameAction(a, b string) bool {
+	return strings.EqualFold(trimPrefix(a), trimPrefix(b))
+}
+
+func trimPrefix(a string) string {
+	if len(a) >= len(ActionPrefix) && strings.EqualFold(a[:len(ActionPrefix)], ActionPrefix) {
+		return a[len(ActionPrefix):]
 	}
-	return pattern == action
+	return a
+}
+
+// Vocabulary lists every Managed HSM data action (without prefix) that a
+// role may name (spec §5.3; the service's DataAction enumeration). Roles
+// name data actions exactly: the service knows no wildcards.
+var Vocabulary = []string{
+	KeysRead, KeysWrite, KeysCreate, KeysDelete, KeysImport, KeysRotate, KeysBackup, KeysRestore,
+	KeysEncrypt, KeysDecrypt, KeysWrap, KeysUnwrap, KeysSign, KeysVerify, KeysRelease, KeysDerive, KeysExport,
+	DeletedKeysRead, DeletedKeysRecover, DeletedKeysDelete,
+	RoleAssignmentsRead, RoleAssignmentsWrite, RoleAssignmentsDelete,
+	RoleDefinitionsRead, RoleDefinitionsWrite, RoleDefinitionsDelete,
+	SecurityDomainDownload, SecurityDomainDownloadGet, SecurityDomainUpload, SecurityDomainUploadGet, SecurityDomainTransferKey,
+	BackupStart, BackupStatus, RestoreStart, RestoreStatus, RNG,
+}
+
+// CanonicalAction returns the vocabulary entry (without prefix) that a
+// names: a must carry [ActionPrefix] and name a data action of
+// [Vocabulary] exactly; case does not matter.
+func CanonicalAction(a string) (string, bool) {
+	t := trimPrefix(strings.TrimSpace(a))
+	if len(t) == len(strings.TrimSpace(a)) {
+		return "", false // no prefix
+	}
+	for _, v := range Vocabulary {
+		if strings.EqualFold(v, t) {
+			return v, true
+		}
+	}
+	return "", false
 }
