@@ -498,7 +498,14 @@ func TestRSAEncryptDecrypt(t *testing.T) {
 					for _, i := range []int{0, len(ct) / 2, len(ct) - 1} {
 						bad := bytes.Clone(ct)
 						bad[i] ^= 0x40
-						if pt, err := dec(bad); err != keyops.ErrDecrypt || pt != nil {
+						pt, err := dec(bad)
+						if alg == "RSA1_5" && err == nil && !bytes.Equal(pt, msg) {
+							// PKCS #1 v1.5 has no integrity check: a random
+							// ciphertext has a valid padding with probability
+							// about 2⁻¹⁶.
+							continue
+						}
+						if err != keyops.ErrDecrypt || pt != nil {
 							t.Fatalf("tampered ciphertext (byte %d): %x, %v; want exactly ErrDecrypt", i, pt, err)
 						}
 					}

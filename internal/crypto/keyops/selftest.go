@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/fips140"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -118,8 +119,8 @@ var selfTests = []struct {
 			"2ba3a8be6b94d5ec80a6d9d1190a436effe50d85a1eee859b8cc6af9bd5c2e184cd60b855d442f5b3c7b11eb6c4e0ae7525fe710fab9aa7c77a67f79e6fadd76"))
 	}},
 	{"ES256K verification (Wycheproof ecdsa_secp256k1_sha256_p1363 tcId 1)", func() error {
-		if requireFIPSApproved(false, "") != nil {
-			return nil
+		if fips140.Enabled() {
+			return nil // refused in FIPS 140-3 mode
 		}
 		pub, err := secp256k1.ParsePubKey(mustHex(
 			"04b838ff44e5bc177bf21189d0766082fc9d843226887fc9760371100b7ee20a6ff0c9d75bfba7b31a6bca1974496eeb56de357071955d83c4b1badaa0b21832e9"))
