@@ -91,6 +91,7 @@ type API struct {
 	region *http.ServeMux
 	hsm    *http.ServeMux
 	authz  authzCache // callers' grants per token and instance generation (rbac.go)
+	tokens tokenCache // validated bearer tokens (tokencache.go)
 }
 
 // New builds the API and its route table.
@@ -249,7 +250,7 @@ func (a *API) wrap(rt route) http.Handler {
 			if rt.plane == hsmPlane {
 				v = a.deps.HSMValidator
 			}
-			caller, err := v.Validate(r.Context(), tok)
+			caller, err := a.tokens.validate(r.Context(), v, rt.plane, tok, time.Now())
 			if err != nil {
 				a.challenge(w, r, err.Error())
 				return

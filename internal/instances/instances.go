@@ -112,7 +112,32 @@ type Service struct {
 	cfg    Config
 
 	mu    sync.Mutex
-	roots map[string]rootEntry // unwrapped instance roots, by key and wrapped bytes
+	roots map[string]rootEntry  // unwrapped instance roots, by key and wrapped bytes
+	props map[string]propsEntry // opened properties, by key and sealed bytes
+}
+
+type propsEntry struct {
+	sealed string
+	props  Properties
+}
+
+// clone returns a copy of p that shares nothing mutable with it.
+func (p Properties) clone() Properties {
+	p.Tags = maps(p.Tags)
+	p.InitialAdmins = slices.Clone(p.InitialAdmins)
+	if p.NetworkACLs != nil {
+		acl := make(map[string]any, len(p.NetworkACLs))
+		for k, v := range p.NetworkACLs {
+			acl[k] = v
+		}
+		p.NetworkACLs = acl
+	}
+	if p.SDOperation != nil {
+		op := *p.SDOperation
+		p.SDOperation = &op
+	}
+	p.ExchangeKey, p.ExchangeCert = slices.Clone(p.ExchangeKey), slices.Clone(p.ExchangeCert)
+	return p
 }
 
 type rootEntry struct {
@@ -126,7 +151,7 @@ func New(st store.Store, seal barrier.Seal, region *barrier.Barrier, cfg Config)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{st: st, seal: seal, region: region, cfg: cfg, roots: map[string]rootEntry{}}
+	return &Service{st: st, seal: seal, region: region, cfg: cfg, roots: map[string]rootEntry{}, props: map[string]propsEntry{}}
 }
 
 var (
@@ -325,13 +350,9 @@ func (s *Service) sealProps(key string, p Properties) ([]byte, error) {
 }
 
 func (s *Service) decode(rec store.Instance) (Instance, error) {
-	pt, err := s.region.Open("instances/"+rec.Name, rec.Properties)
+	p, err := s.openProps(rec)
 	if err != nil {
-		return Instance{}, fmt.Errorf("instances: open properties of %s: %w", rec.Name, err)
-	}
-	var p Properties
-	if err := json.Unmarshal(pt, &p); err != nil {
-		return Instance{}, fmt.Errorf("instances: decode properties of %s: %w", rec.Name, err)
+		return Instance{}, err
 	}
 	return Instance{
 		Key: rec.Name, Subscription: rec.Subscription, ResourceGroup: rec.ResourceGroup, Location: rec.Location,
@@ -339,6 +360,33 @@ func (s *Service) decode(rec store.Instance) (Instance, error) {
 		DeletionDate: rec.DeletionDate, ScheduledPurgeDate: rec.ScheduledPurgeDate,
 		wrappedRoot: rec.WrappedRoot,
 	}, nil
+}
+
+// openProps opens an instance's sealed properties, from the cache when the
+// sealed bytes are those cached (every request of the data plane reads
+// its instance).
+func (s *Service) openProps(rec store.Instance) (Properties, error) {
+	s.mu.Lock()
+	e, ok := s.props[rec.Name]
+	s.mu.Unlock()
+	if ok && e.sealed == string(rec.Properties) {
+		return e.props.clone(), nil
+	}
+	pt, err := s.region.Open("instances/"+rec.Name, rec.Properties)
+	if err != nil {
+		return Properties{}, fmt.Errorf("instances: open properties of %s: %w", rec.Name, err)
+	}
+	var p Properties
+	if err := json.Unmarshal(pt, &p); err != nil {
+		return Properties{}, fmt.Errorf("instances: decode properties of %s: %w", rec.Name, err)
+	}
+	s.mu.Lock()
+	if len(s.props) > 10000 {
+		clear(s.props)
+	}
+	s.props[rec.Name] = propsEntry{sealed: string(rec.Properties), props: p.clone()}
+	s.mu.Unlock()
+	return p, nil
 }
 
 func (s *Service) get(ctx context.Context, key string) (Instance, error) {

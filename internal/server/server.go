@@ -21,6 +21,7 @@ import (
 
 	"tresor/internal/api"
 	"tresor/internal/barrier"
+	"tresor/internal/crypto/keyops"
 	"tresor/internal/identity"
 	"tresor/internal/instances"
 	"tresor/internal/keys"
@@ -68,6 +69,10 @@ const (
 func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	// Known-answer tests of the key algorithms: refuse to serve if they fail.
+	if err := keyops.SelfTest(); err != nil {
+		return nil, fmt.Errorf("cryptographic self test failed: %w", err)
 	}
 	if logw == nil {
 		logw = io.Discard

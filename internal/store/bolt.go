@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -18,6 +19,42 @@ var _ Store = (*Bolt)(nil)
 // (bbolt's Batch), each command still all-or-nothing.
 type Bolt struct {
 	db *bolt.DB
+	// decoded caches instance records decoded by readers, by the raw bytes
+	// they were decoded from (every data-plane request reads its instance).
+	decoded instanceCache
+}
+
+type instanceCache struct {
+	mu sync.Mutex
+	m  map[string]cachedInstance
+}
+
+type cachedInstance struct {
+	raw string
+	in  Instance
+}
+
+// get returns a copy of the instance decoded from raw, decoding on a miss.
+func (c *instanceCache) get(name string, raw []byte) (Instance, error) {
+	c.mu.Lock()
+	e, ok := c.m[name]
+	c.mu.Unlock()
+	if !ok || e.raw != string(raw) {
+		e.in = Instance{} // decode afresh: omitted fields must not keep old values
+		if err := json.Unmarshal(raw, &e.in); err != nil {
+			return Instance{}, fmt.Errorf("store: decode %s: %w", name, err)
+		}
+		e.raw = string(raw)
+		c.mu.Lock()
+		if c.m == nil || len(c.m) > 10000 {
+			c.m = map[string]cachedInstance{}
+		}
+		c.m[name] = e
+		c.mu.Unlock()
+	}
+	in := e.in
+	in.Properties, in.WrappedRoot = slices.Clone(in.Properties), slices.Clone(in.WrappedRoot)
+	return in, nil
 }
 
 // OpenBolt opens (or creates) the store file at path with mode 0600.
@@ -52,7 +89,7 @@ func (s *Bolt) View(ctx context.Context, fn func(Reader) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	err := s.db.View(func(tx *bolt.Tx) error { return fn(boltReader{boltTxn{tx}}) })
+	err := s.db.View(func(tx *bolt.Tx) error { return fn(boltReader{boltTxn{tx}, &s.decoded}) })
 	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}
@@ -159,7 +196,10 @@ func (t boltTxn) list(path []string) []KV {
 	return out
 }
 
-type boltReader struct{ t boltTxn }
+type boltReader struct {
+	t     boltTxn
+	cache *instanceCache
+}
 
 func (r boltReader) RegionValue(key string) ([]byte, error) {
 	v := r.t.get(bRegion, key)
@@ -188,9 +228,15 @@ func (r boltReader) Principals() ([]Principal, error) {
 }
 
 func (r boltReader) Instance(name string) (Instance, error) {
-	var in Instance
-	err := getJSON(r.t, bInstances, name, &in)
-	return in, err
+	b, _ := r.t.bucket(bInstances, false)
+	if b == nil {
+		return Instance{}, ErrNotFound
+	}
+	raw := b.Get([]byte(name))
+	if raw == nil {
+		return Instance{}, ErrNotFound
+	}
+	return r.cache.get(name, raw)
 }
 
 func (r boltReader) Instances() ([]Instance, error) {
