@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -148,9 +149,11 @@ func (a *API) updateKey(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 	return nil
 }
 
-// page cuts a sorted list by maxresults and $skiptoken (the last name
-// served, base64url) and returns the next link.
-func page[T any](r *http.Request, items []T, name func(T) string) ([]T, *string, error) {
+// page cuts a list by maxresults and $skiptoken and returns the next link.
+// name gives each item's position key, increasing along the list (a key
+// name for lists sorted by name, the zero-padded index for versions, which
+// are in creation order); the token is the last key served, base64url.
+func page[T any](r *http.Request, items []T, name func(int, T) string) ([]T, *string, error) {
 	q := r.URL.Query()
 	max := 25
 	if s := q.Get("maxresults"); s != "" {
@@ -166,7 +169,7 @@ func page[T any](r *http.Request, items []T, name func(T) string) ([]T, *string,
 		if err != nil {
 			return nil, nil, fault.New(fault.BadParameter, "BadParameter", "$skiptoken is not valid")
 		}
-		for start < len(items) && name(items[start]) <= string(after) {
+		for start < len(items) && name(start, items[start]) <= string(after) {
 			start++
 		}
 	}
@@ -178,7 +181,7 @@ func page[T any](r *http.Request, items []T, name func(T) string) ([]T, *string,
 	next := url.Values{}
 	next.Set("api-version", q.Get("api-version"))
 	next.Set("maxresults", strconv.Itoa(max))
-	next.Set("$skiptoken", base64.RawURLEncoding.EncodeToString([]byte(name(items[end-1]))))
+	next.Set("$skiptoken", base64.RawURLEncoding.EncodeToString([]byte(name(end-1, items[end-1]))))
 	link := hsmBase(r) + r.URL.Path + "?" + next.Encode()
 	return out, &link, nil
 }
@@ -188,7 +191,7 @@ func (a *API) listKeys(w http.ResponseWriter, r *http.Request, rc *reqCtx) error
 	if err != nil {
 		return err
 	}
-	items, next, err := page(r, list, func(v keys.Version) string { return v.Name })
+	items, next, err := page(r, list, func(_ int, v keys.Version) string { return v.Name })
 	if err != nil {
 		return err
 	}
@@ -205,7 +208,7 @@ func (a *API) listKeyVersions(w http.ResponseWriter, r *http.Request, rc *reqCtx
 	if err != nil {
 		return err
 	}
-	items, next, err := page(r, list, func(v keys.Version) string { return v.Version })
+	items, next, err := page(r, list, func(i int, _ keys.Version) string { return fmt.Sprintf("%04d", i) })
 	if err != nil {
 		return err
 	}
@@ -231,7 +234,7 @@ func (a *API) listDeletedKeys(w http.ResponseWriter, r *http.Request, rc *reqCtx
 	if err != nil {
 		return err
 	}
-	items, next, err := page(r, list, func(v keys.Version) string { return v.Name })
+	items, next, err := page(r, list, func(_ int, v keys.Version) string { return v.Name })
 	if err != nil {
 		return err
 	}

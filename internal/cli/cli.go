@@ -134,6 +134,7 @@ TRESOR_SERVER, TRESOR_CA_FILE, TRESOR_CLIENT_ID and TRESOR_CLIENT_SECRET.`,
 	root.AddCommand(a.roleCommand())
 	root.AddCommand(a.settingCommand())
 	root.AddCommand(a.securityDomainCommand())
+	root.AddCommand(a.keyCommand())
 	return root
 }
 

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/fips140"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/fips140"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -546,6 +546,40 @@ func TestAzkeysConformance(t *testing.T) {
 		}
 		if seen != len(names) {
 			t.Fatalf("paging saw %d keys, the SDK %d", seen, len(names))
+		}
+		// Versions page in creation order: every version exactly once.
+		var made []string
+		for range 7 {
+			v, err := kc.CreateKey(ctx, "many-versions", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeOctHSM)}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			made = append(made, v.Key.KID.Version())
+		}
+		var listed []string
+		next = s.HSMURL("conform") + "/keys/many-versions/versions?api-version=7.4&maxresults=2"
+		for pages := 0; next != ""; pages++ {
+			code, _, body := c.do("GET", next, tok, nil)
+			if code != 200 || pages > 10 {
+				t.Fatalf("versions page: %d %s", code, body)
+			}
+			var page struct {
+				Value []struct {
+					Kid string `json:"kid"`
+				} `json:"value"`
+				NextLink *string `json:"nextLink"`
+			}
+			mustJSON(t, body, &page)
+			for _, v := range page.Value {
+				listed = append(listed, v.Kid[strings.LastIndex(v.Kid, "/")+1:])
+			}
+			next = ""
+			if page.NextLink != nil {
+				next = *page.NextLink
+			}
+		}
+		if strings.Join(listed, ",") != strings.Join(made, ",") {
+			t.Fatalf("versions paged as %v, made %v", listed, made)
 		}
 	})
 

@@ -225,10 +225,10 @@ func TestScheduledKeyLifecycle(t *testing.T) {
 	if _, err := kc.GetDeletedKey(ctx, "deleted", nil); httpStatus(err) != http.StatusNotFound {
 		t.Fatalf("the deleted key outlived its scheduled purge date: %v", err)
 	}
-	step(21*24*time.Hour, map[string]int{"by-age": 1, "by-expiry": 1}) // day 29
-	step(2*24*time.Hour, map[string]int{"by-age": 2, "by-expiry": 1})  // day 31
+	step(21*24*time.Hour, map[string]int{"by-age": 1, "by-expiry": 1})                 // day 29
+	step(2*24*time.Hour, map[string]int{"by-age": 2, "by-expiry": 1})                  // day 31
 	step(20*24*time.Hour, map[string]int{"by-age": 2, "by-expiry": 2, "no-policy": 1}) // day 51: 9 days before expiry
-	step(time.Hour, map[string]int{"by-age": 2, "by-expiry": 2})                         // nothing more is due
+	step(time.Hour, map[string]int{"by-age": 2, "by-expiry": 2})                       // nothing more is due
 
 	// Instances are purged at their scheduled purge date too.
 	c := newCall(t, s)
