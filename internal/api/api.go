@@ -39,6 +39,11 @@ type Config struct {
 	// RegionAdmins are object ids of external principals that are region
 	// administrators (local principals carry the flag themselves).
 	RegionAdmins []string
+	// ExternalPrincipals is set when trusted external issuers are
+	// configured: their principals cannot be looked up, so any well-formed
+	// object id is accepted in role assignments and as an administrator.
+	// Without them, an object id must name a principal of the region.
+	ExternalPrincipals bool
 	// ExtraMgmtAudiences and ExtraHSMAudiences are accepted beside the
 	// region endpoint and the HSM resource (e.g. Azure's own audiences).
 	ExtraMgmtAudiences []string
@@ -326,6 +331,27 @@ func (a *API) regionAdmin(ctx context.Context, c identity.Caller) (bool, error) 
 		return false, err
 	}
 	return p.RegionAdmin, nil
+}
+
+// knownPrincipals checks that object ids name principals (see
+// Config.ExternalPrincipals).
+func (a *API) knownPrincipals(ctx context.Context, field string, ids ...string) error {
+	if a.cfg.ExternalPrincipals {
+		return nil
+	}
+	for _, id := range ids {
+		if slices.ContainsFunc(a.cfg.RegionAdmins, func(s string) bool { return strings.EqualFold(s, id) }) {
+			continue
+		}
+		if _, err := a.deps.Principals.Get(ctx, strings.ToLower(id)); err != nil {
+			if fault.KindOf(err) == fault.NotFound {
+				return fault.New(fault.BadParameter, "PrincipalNotFound",
+					"%s: no principal with object id '%s' exists in this region (create it with tresor principal create, or trust its identity provider)", field, id)
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 func bearer(r *http.Request) string {

@@ -147,6 +147,14 @@ func (a *API) putHSM(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
 	if p.EnableSoftDelete != nil && !*p.EnableSoftDelete {
 		return fault.New(fault.BadParameter, "BadRequest", "soft delete is always enabled for managed HSMs; properties.enableSoftDelete cannot be false")
 	}
+	for _, id := range p.InitialAdminObjectIDs {
+		if !instances.IsUUID(id) {
+			return fault.New(fault.BadParameter, "BadRequest", "properties.initialAdminObjectIds: %q is not an object id (uuid)", id)
+		}
+	}
+	if err := a.knownPrincipals(r.Context(), "properties.initialAdminObjectIds", p.InitialAdminObjectIDs...); err != nil {
+		return err
+	}
 	if p.TenantID != "" && !strings.EqualFold(p.TenantID, a.cfg.TenantID) {
 		return fault.New(fault.BadParameter, "BadRequest", "properties.tenantId '%s' is not the tenant of this region (%s)", p.TenantID, a.cfg.TenantID)
 	}

@@ -392,6 +392,9 @@ func (a *API) putRoleAssignment(w http.ResponseWriter, r *http.Request, rc *reqC
 	if err != nil {
 		return err
 	}
+	if err := a.knownPrincipals(r.Context(), "properties.principalId", as.PrincipalID); err != nil {
+		return err
+	}
 	if err := a.deps.Instances.Assign(r.Context(), rc.instance, as); err != nil {
 		return err
 	}

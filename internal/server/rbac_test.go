@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -50,6 +51,22 @@ func (e *rbacEnv) url(hsm, path string) string {
 		sep = "&"
 	}
 	return e.s.HSMURL(hsm) + path + sep + "api-version=7.4"
+}
+
+// objectIDs creates n service principals and returns their object ids.
+func (e *rbacEnv) objectIDs(n int) []string {
+	e.t.Helper()
+	var out []string
+	for i := range n {
+		code, _, body := e.c.do("POST", e.s.Endpoint+"/tresor/principals", e.arm, wire.PrincipalCreate{DisplayName: fmt.Sprintf("p%d", i)})
+		if code != 201 {
+			e.t.Fatalf("create principal: %d %s", code, body)
+		}
+		var p wire.Principal
+		mustJSON(e.t, body, &p)
+		out = append(out, p.ObjectID)
+	}
+	return out
 }
 
 // principal creates a service principal and returns its object id and an
@@ -535,6 +552,7 @@ func TestRBACValidation(t *testing.T) {
 		"vault role id":       {ra("/", name), body("/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/"+rbac.CryptoUserID, oid), "InvalidRoleDefinitionId"},
 		"principal not guid":  {ra("/", name), body(rbac.CryptoUserID, "alice@contoso.com"), "InvalidPrincipalId"},
 		"empty principal":     {ra("/", name), body(rbac.CryptoUserID, ""), "InvalidPrincipalId"},
+		"unknown principal":   {ra("/", name), body(rbac.CryptoUserID, instances.NewUUID()), "PrincipalNotFound"},
 		"name not guid":       {ra("/", "my-assignment"), body(rbac.CryptoUserID, oid), "InvalidRoleAssignmentId"},
 		"scope /secrets":      {ra("/secrets", name), body(rbac.CryptoUserID, oid), "InvalidScope"},
 		"scope too deep":      {ra("/keys/k1/v1", name), body(rbac.CryptoUserID, oid), "InvalidScope"},
@@ -636,10 +654,7 @@ func TestRBACValidation(t *testing.T) {
 // TestKeyScopeLimit: at most 10 assignments per key.
 func TestKeyScopeLimit(t *testing.T) {
 	e := newRBACEnv(t, "limits")
-	var oids []string
-	for range rbac.MaxAssignmentsPerKey + 1 {
-		oids = append(oids, instances.NewUUID()) // principals need not exist here
-	}
+	oids := e.objectIDs(rbac.MaxAssignmentsPerKey + 1)
 	for _, oid := range oids[:rbac.MaxAssignmentsPerKey] {
 		e.assign("limits", rbac.CryptoUserID, oid, "/keys/k1")
 	}
@@ -678,13 +693,14 @@ func TestConcurrentAssignments(t *testing.T) {
 	e := newRBACEnv(t, "busy")
 	const n = 20
 	codes := make([]int, n)
+	oids := e.objectIDs(n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			codes[i], _, _ = e.c.do("PUT", e.url("busy", "/keys/k1/providers/Microsoft.Authorization/roleAssignments/"+instances.NewUUID()), e.admin,
-				map[string]any{"properties": map[string]string{"roleDefinitionId": rbac.CryptoUserID, "principalId": instances.NewUUID()}})
+				map[string]any{"properties": map[string]string{"roleDefinitionId": rbac.CryptoUserID, "principalId": oids[i]}})
 		}()
 	}
 	wg.Wait()

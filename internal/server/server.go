@@ -141,6 +141,7 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 		Region: cfg.Region, DNSSuffix: cfg.DNSSuffix, Port: port, TenantID: reg.tenant,
 		Subscription: reg.subscription, Authority: s.Endpoint, HSMResource: hsmResource,
 		ChallengeAuth: cfg.Identity.Authorization, RegionAdmins: cfg.Identity.RegionAdmins,
+		ExternalPrincipals: len(cfg.Identity.TrustedIssuers) > 0,
 		ExtraMgmtAudiences: cfg.Identity.ExtraAudiences, ExtraHSMAudiences: cfg.Identity.ExtraAudiences,
 		Logger: s.log,
 	}

@@ -216,10 +216,13 @@ func TestCreateValidation(t *testing.T) {
 		"ends with hyphen":  {name: "abc-"},
 		"no admins":         {name: "okname", mod: func(b map[string]any) { b["properties"].(map[string]any)["initialAdminObjectIds"] = []string{} }},
 		"bad admin":         {name: "okname", mod: func(b map[string]any) { b["properties"].(map[string]any)["initialAdminObjectIds"] = []string{"bob"} }},
-		"retention 6":       {name: "okname", mod: func(b map[string]any) { b["properties"].(map[string]any)["softDeleteRetentionInDays"] = 6 }},
-		"retention 91":      {name: "okname", mod: func(b map[string]any) { b["properties"].(map[string]any)["softDeleteRetentionInDays"] = 91 }},
-		"other location":    {name: "okname", mod: func(b map[string]any) { b["location"] = "eastus" }},
-		"soft delete off":   {name: "okname", mod: func(b map[string]any) { b["properties"].(map[string]any)["enableSoftDelete"] = false }},
+		"unknown admin": {name: "okname", mod: func(b map[string]any) {
+			b["properties"].(map[string]any)["initialAdminObjectIds"] = []string{"0f0f0f0f-1111-4222-8333-444444444444"}
+		}},
+		"retention 6":     {name: "okname", mod: func(b map[string]any) { b["properties"].(map[string]any)["softDeleteRetentionInDays"] = 6 }},
+		"retention 91":    {name: "okname", mod: func(b map[string]any) { b["properties"].(map[string]any)["softDeleteRetentionInDays"] = 91 }},
+		"other location":  {name: "okname", mod: func(b map[string]any) { b["location"] = "eastus" }},
+		"soft delete off": {name: "okname", mod: func(b map[string]any) { b["properties"].(map[string]any)["enableSoftDelete"] = false }},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
