@@ -180,8 +180,8 @@ func TestAzkeysConformance(t *testing.T) {
 	t.Run("sign and verify", func(t *testing.T) {
 		cases := map[string][]azkeys.SignatureAlgorithm{
 			"rsa2048": {azkeys.SignatureAlgorithmRS256, azkeys.SignatureAlgorithmRS384, azkeys.SignatureAlgorithmRS512, azkeys.SignatureAlgorithmPS256, azkeys.SignatureAlgorithmPS384, azkeys.SignatureAlgorithmPS512},
-			"rsa3072": {azkeys.SignatureAlgorithmRS256, azkeys.SignatureAlgorithmPS512},
-			"rsa4096": {azkeys.SignatureAlgorithmRS512, azkeys.SignatureAlgorithmPS256},
+			"rsa3072": {azkeys.SignatureAlgorithmRS256, azkeys.SignatureAlgorithmRS384, azkeys.SignatureAlgorithmRS512, azkeys.SignatureAlgorithmPS256, azkeys.SignatureAlgorithmPS384, azkeys.SignatureAlgorithmPS512},
+			"rsa4096": {azkeys.SignatureAlgorithmRS256, azkeys.SignatureAlgorithmRS384, azkeys.SignatureAlgorithmRS512, azkeys.SignatureAlgorithmPS256, azkeys.SignatureAlgorithmPS384, azkeys.SignatureAlgorithmPS512},
 			"p256":    {azkeys.SignatureAlgorithmES256},
 			"p256k":   {azkeys.SignatureAlgorithmES256K},
 			"p384":    {azkeys.SignatureAlgorithmES384},

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -245,5 +246,42 @@ func TestScheduledKeyLifecycle(t *testing.T) {
 	s.RunDue(ctx)
 	if code, _, _ := c.do("GET", deletedURL, s.AdminToken(t), nil); code != 404 {
 		t.Fatalf("not purged at its scheduled date: %d", code)
+	}
+}
+
+// TestKeyPurgeProtection: under the instance's purge protection a deleted
+// key cannot be purged before its scheduled purge date, and is then purged
+// by the lifecycle loop.
+func TestKeyPurgeProtection(t *testing.T) {
+	clock := &fakeClock{now: time.Now()}
+	s := servertest.Start(t, func(c *server.Config) { c.Clock = clock.Now })
+	ctx := context.Background()
+	activeHSM(t, s, "guarded")
+	c := newCall(t, s)
+	code, _, body := c.do("PATCH", c.hsmPath("guarded"), s.AdminToken(t), map[string]any{"properties": map[string]any{"enablePurgeProtection": true}})
+	if code != 200 {
+		t.Fatalf("enable purge protection: %d %s", code, body)
+	}
+	kc := sdkClient(t, s, "guarded", s.ClientID, s.ClientSecret)
+	if _, err := kc.CreateKey(ctx, "kept", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeECHSM)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := kc.GetKey(ctx, "kept", "", nil)
+	if err != nil || *got.Attributes.RecoveryLevel != "CustomizedRecoverable" {
+		t.Fatalf("recovery level under purge protection: %v %v", err, got.Attributes.RecoveryLevel)
+	}
+	if _, err := kc.DeleteKey(ctx, "kept", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kc.PurgeDeletedKey(ctx, "kept", nil); httpStatus(err) != http.StatusForbidden || !strings.Contains(err.Error(), "purge protection") {
+		t.Fatalf("purge under purge protection: %v", err)
+	}
+	if _, err := kc.GetDeletedKey(ctx, "kept", nil); err != nil {
+		t.Fatalf("the refused purge removed the key: %v", err)
+	}
+	clock.Add(8 * 24 * time.Hour)
+	s.RunDue(ctx)
+	if _, err := kc.GetDeletedKey(ctx, "kept", nil); httpStatus(err) != http.StatusNotFound {
+		t.Fatalf("not purged at its scheduled date: %v", err)
 	}
 }
