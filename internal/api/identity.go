@@ -54,20 +54,21 @@ func (a *API) token(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
 }
 
 func (a *API) openIDConfiguration(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
-	if !strings.EqualFold(r.PathValue("tenant"), a.cfg.TenantID) {
-		return fault.New(fault.NotFound, "TenantNotFound", "tenant '%s' is not served by this region", r.PathValue("tenant"))
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	_, _ = w.Write(a.deps.Issuer.OpenIDConfiguration())
-	return nil
+	return a.tenantDocument(w, r, a.deps.Issuer.OpenIDConfiguration())
 }
 
 func (a *API) jwks(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
+	return a.tenantDocument(w, r, a.deps.Issuer.JWKS())
+}
+
+// tenantDocument answers with doc, a JSON document of the region's tenant,
+// if the request's {tenant} is that tenant.
+func (a *API) tenantDocument(w http.ResponseWriter, r *http.Request, doc []byte) error {
 	if !strings.EqualFold(r.PathValue("tenant"), a.cfg.TenantID) {
 		return fault.New(fault.NotFound, "TenantNotFound", "tenant '%s' is not served by this region", r.PathValue("tenant"))
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	_, _ = w.Write(a.deps.Issuer.JWKS())
+	_, _ = w.Write(doc)
 	return nil
 }
 

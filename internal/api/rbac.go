@@ -8,6 +8,7 @@ import (
 
 	"tresor/internal/fault"
 	"tresor/internal/rbac"
+	"tresor/internal/wire"
 )
 
 // RBAC paths (spec §5.1). Clients put the scope in front of
@@ -94,69 +95,6 @@ func rbacScope(r *http.Request) string {
 	return s
 }
 
-// Role definition and assignment shapes (spec §5.2).
-type (
-	roleDefinition struct {
-		ID         string             `json:"id"`
-		Name       string             `json:"name"`
-		Type       string             `json:"type"`
-		Properties roleDefinitionProp `json:"properties"`
-	}
-	roleDefinitionProp struct {
-		RoleName         string       `json:"roleName"`
-		Description      string       `json:"description"`
-		Type             string       `json:"type"`
-		Permissions      []permission `json:"permissions"`
-		AssignableScopes []string     `json:"assignableScopes"`
-	}
-	permission struct {
-		Actions        []string `json:"actions"`
-		NotActions     []string `json:"notActions"`
-		DataActions    []string `json:"dataActions"`
-		NotDataActions []string `json:"notDataActions"`
-	}
-	roleDefinitionList struct {
-		Value []roleDefinition `json:"value"`
-	}
-	roleAssignment struct {
-		ID         string             `json:"id"`
-		Name       string             `json:"name"`
-		Type       string             `json:"type"`
-		Properties roleAssignmentProp `json:"properties"`
-	}
-	roleAssignmentProp struct {
-		Scope            string `json:"scope"`
-		RoleDefinitionID string `json:"roleDefinitionId"`
-		PrincipalID      string `json:"principalId"`
-	}
-	roleAssignmentList struct {
-		Value []roleAssignment `json:"value"`
-	}
-	// roleDefinitionCreate is the body of PUT …/roleDefinitions/{name};
-	// pointers tell absent fields from empty ones.
-	roleDefinitionCreate struct {
-		Properties *struct {
-			RoleName         string            `json:"roleName"`
-			Description      string            `json:"description"`
-			Type             string            `json:"type"`
-			Permissions      []permissionInput `json:"permissions"`
-			AssignableScopes []string          `json:"assignableScopes"`
-		} `json:"properties"`
-	}
-	permissionInput struct {
-		Actions        []string `json:"actions"`
-		NotActions     []string `json:"notActions"`
-		DataActions    []string `json:"dataActions"`
-		NotDataActions []string `json:"notDataActions"`
-	}
-	roleAssignmentCreate struct {
-		Properties *struct {
-			RoleDefinitionID string `json:"roleDefinitionId"`
-			PrincipalID      string `json:"principalId"`
-		} `json:"properties"`
-	}
-)
-
 func withPrefix(actions []string) []string {
 	out := make([]string, len(actions))
 	for i, a := range actions {
@@ -167,16 +105,16 @@ func withPrefix(actions []string) []string {
 
 // toRoleDefinition renders a role; a custom role without data actions has
 // no permissions, as the service shows it.
-func toRoleDefinition(r rbac.Role) roleDefinition {
-	perms := []permission{}
+func toRoleDefinition(r rbac.Role) wire.RoleDefinition {
+	perms := []wire.Permission{}
 	if r.BuiltIn || len(r.DataActions) > 0 || len(r.NotDataActions) > 0 {
-		perms = append(perms, permission{Actions: []string{}, NotActions: []string{},
+		perms = append(perms, wire.Permission{Actions: []string{}, NotActions: []string{},
 			DataActions: withPrefix(r.DataActions), NotDataActions: withPrefix(r.NotDataActions)})
 	}
-	return roleDefinition{
+	return wire.RoleDefinition{
 		ID: rbac.RoleDefinitionID(r.ID), Name: r.ID, Type: "Microsoft.Authorization/roleDefinitions",
-		Properties: roleDefinitionProp{
-			RoleName: r.Name, Description: r.Description, Type: r.Type(), AssignableScopes: []string{"/"}, Permissions: perms,
+		Properties: wire.RoleDefinitionProperties{
+			RoleName: r.Name, Description: r.Description, RoleType: r.Type(), AssignableScopes: []string{"/"}, Permissions: perms,
 		},
 	}
 }
@@ -191,10 +129,10 @@ func assignmentID(a rbac.Assignment) string {
 	return s + rbacAssignments + "/" + a.Name
 }
 
-func toRoleAssignment(a rbac.Assignment) roleAssignment {
-	return roleAssignment{
+func toRoleAssignment(a rbac.Assignment) wire.RoleAssignment {
+	return wire.RoleAssignment{
 		ID: assignmentID(a), Name: a.Name, Type: "Microsoft.Authorization/roleAssignments",
-		Properties: roleAssignmentProp{Scope: a.Scope, RoleDefinitionID: rbac.RoleDefinitionID(a.RoleID), PrincipalID: a.PrincipalID},
+		Properties: wire.RoleAssignmentProperties{Scope: a.Scope, RoleDefinitionID: rbac.RoleDefinitionID(a.RoleID), PrincipalID: a.PrincipalID},
 	}
 }
 
@@ -225,7 +163,7 @@ func (a *API) listRoleDefinitions(w http.ResponseWriter, r *http.Request, rc *re
 	if err != nil {
 		return err
 	}
-	out := roleDefinitionList{Value: []roleDefinition{}}
+	out := wire.RoleDefinitionList{Value: []wire.RoleDefinition{}}
 	for _, role := range p.ListRoles(f) {
 		out.Value = append(out.Value, toRoleDefinition(role))
 	}
@@ -271,7 +209,7 @@ func (a *API) putRoleDefinition(w http.ResponseWriter, r *http.Request, rc *reqC
 	if err != nil {
 		return err
 	}
-	var body roleDefinitionCreate
+	var body wire.RoleDefinitionCreate
 	if err := decodeJSON(r, &body); err != nil {
 		return err
 	}
@@ -279,7 +217,7 @@ func (a *API) putRoleDefinition(w http.ResponseWriter, r *http.Request, rc *reqC
 	if props == nil {
 		return fault.New(fault.BadParameter, "BadParameter", "properties are missing")
 	}
-	if props.Type != "" && !strings.EqualFold(props.Type, rbac.TypeCustom) {
+	if props.RoleType != "" && !strings.EqualFold(props.RoleType, rbac.TypeCustom) {
 		return fault.New(fault.BadParameter, "BadParameter", "properties.type must be '%s': only custom roles can be created", rbac.TypeCustom)
 	}
 	for _, s := range props.AssignableScopes {
@@ -290,7 +228,7 @@ func (a *API) putRoleDefinition(w http.ResponseWriter, r *http.Request, rc *reqC
 	if len(props.Permissions) > 1 {
 		return fault.New(fault.BadParameter, "BadParameter", "properties.permissions: give at most one permission object")
 	}
-	var perm permissionInput
+	var perm wire.Permission
 	if len(props.Permissions) == 1 {
 		perm = props.Permissions[0]
 	}
@@ -337,7 +275,7 @@ func (a *API) listRoleAssignments(w http.ResponseWriter, r *http.Request, rc *re
 	if err != nil {
 		return err
 	}
-	out := roleAssignmentList{Value: []roleAssignment{}}
+	out := wire.RoleAssignmentList{Value: []wire.RoleAssignment{}}
 	for _, as := range p.ListAssignments(scope, f) {
 		out.Value = append(out.Value, toRoleAssignment(as))
 	}
@@ -381,7 +319,7 @@ func (a *API) putRoleAssignment(w http.ResponseWriter, r *http.Request, rc *reqC
 	if err != nil {
 		return err
 	}
-	var body roleAssignmentCreate
+	var body wire.RoleAssignmentCreate
 	if err := decodeJSON(r, &body); err != nil {
 		return err
 	}

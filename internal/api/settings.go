@@ -5,6 +5,7 @@ import (
 
 	"tresor/internal/fault"
 	"tresor/internal/instances"
+	"tresor/internal/wire"
 )
 
 // Settings API (spec §5.4).
@@ -15,22 +16,8 @@ import (
 // changing them roleDefinitions/write (the Administrator, the Crypto
 // Officer and the Policy Administrator, who may change the policy anyway).
 
-type (
-	setting struct {
-		Name  string `json:"name"`
-		Value string `json:"value"`
-		Type  string `json:"type"`
-	}
-	settingsList struct {
-		Settings []setting `json:"settings"`
-	}
-	settingUpdate struct {
-		Value *string `json:"value"`
-	}
-)
-
-func toSetting(s instances.Setting) setting {
-	return setting{Name: s.Name, Value: s.Value, Type: s.Type}
+func toSetting(s instances.Setting) wire.Setting {
+	return wire.Setting{Name: s.Name, Value: s.Value, Type: s.Type}
 }
 
 func (a *API) listSettings(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
@@ -38,7 +25,7 @@ func (a *API) listSettings(w http.ResponseWriter, r *http.Request, rc *reqCtx) e
 	if err != nil {
 		return err
 	}
-	out := settingsList{Settings: []setting{}}
+	out := wire.SettingsList{Settings: []wire.Setting{}}
 	for _, s := range all {
 		out.Settings = append(out.Settings, toSetting(s))
 	}
@@ -57,7 +44,7 @@ func (a *API) getSetting(w http.ResponseWriter, r *http.Request, rc *reqCtx) err
 
 // updateSetting answers PATCH /settings/{name} with body {"value": "…"}.
 func (a *API) updateSetting(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
-	var body settingUpdate
+	var body wire.SettingUpdate
 	if err := decodeJSON(r, &body); err != nil {
 		return err
 	}

@@ -1,6 +1,12 @@
 package cli
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+
+	"tresor/internal/client"
+)
 
 func (a *app) accountCommand() *cobra.Command {
 	cmd := &cobra.Command{
@@ -8,21 +14,10 @@ func (a *app) accountCommand() *cobra.Command {
 		Short: "Show who you are signed in as",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(&cobra.Command{
+	cmd.AddCommand(a.clientCommand(&cobra.Command{
 		Use:   "show",
 		Short: "Show the signed-in principal (object id, client id, tenant, region)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.newClient()
-			if err != nil {
-				return err
-			}
-			acct, err := c.Account(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return a.print(acct, nil)
-		},
-	})
+	}, nil, nil,
+		func(ctx context.Context, c *client.Client) (any, error) { return c.Account(ctx) }))
 	return cmd
 }

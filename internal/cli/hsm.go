@@ -75,16 +75,18 @@ func (a *app) createCommand() *cobra.Command {
 		admins, tags            []string
 		retention               int
 		purgeProtection, noWait bool
+		tagMap                  map[string]string
+		setPurgeProtection      *bool // --enable-purge-protection, if given
 	)
-	cmd := &cobra.Command{
+	cmd := a.clientCommand(&cobra.Command{
 		Use:   "create",
 		Short: "Create a managed HSM",
 		Long: `Create a managed HSM, like 'az keyvault create --hsm-name'. The HSM starts
 NotActivated: download its security domain to activate it.`,
 		Example: `  tresor create --hsm-name ContosoMHSM --resource-group ContosoRG --location local \
     --administrators $(tresor account show --query objectId -o tsv) --retention-days 7`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+	}, hsmTable,
+		func(cmd *cobra.Command) (err error) {
 			if err := requireHSMName(cmd, name); err != nil {
 				return err
 			}
@@ -97,19 +99,19 @@ NotActivated: download its security domain to activate it.`,
 			if retention < 7 || retention > 90 {
 				return usagef(cmd, "--retention-days %d: must be between 7 and 90", retention)
 			}
-			tagMap, err := parseTags(tags)
-			if err != nil {
+			if tagMap, err = parseTags(tags); err != nil {
 				return usagef(cmd, "--tags: %v", err)
 			}
-			c, err := a.newClient()
-			if err != nil {
-				return err
+			if cmd.Flags().Changed("enable-purge-protection") {
+				setPurgeProtection = &purgeProtection
 			}
-			ctx := cmd.Context()
+			return nil
+		},
+		func(ctx context.Context, c *client.Client) (any, error) {
 			if location == "" {
 				r, err := c.Region(ctx)
 				if err != nil {
-					return err
+					return nil, err
 				}
 				location = r.Region
 			}
@@ -122,26 +124,16 @@ NotActivated: download its security domain to activate it.`,
 					InitialAdminObjectIDs:     admins,
 					EnableSoftDelete:          &soft,
 					SoftDeleteRetentionInDays: &retention,
+					EnablePurgeProtection:     setPurgeProtection,
 					CreateMode:                "default",
 				},
 			}
-			if cmd.Flags().Changed("enable-purge-protection") {
-				body.Properties.EnablePurgeProtection = &purgeProtection
-			}
 			_, op, err := c.BeginCreateHSM(ctx, rg, name, body)
-			if err != nil || noWait {
-				return err
+			if err := a.waitUnless(ctx, noWait, op, err, "Creating "+name); err != nil || noWait {
+				return nil, err
 			}
-			if err := a.wait(ctx, op, "Creating "+name); err != nil {
-				return err
-			}
-			h, err := c.GetHSM(ctx, rg, name)
-			if err != nil {
-				return err
-			}
-			return a.print(h, hsmTable)
-		},
-	}
+			return c.GetHSM(ctx, rg, name)
+		})
 	hsmNameFlag(cmd, &name)
 	resourceGroupFlag(cmd, &rg, "resource group of the new HSM (required)")
 	f := cmd.Flags()
@@ -156,58 +148,54 @@ NotActivated: download its security domain to activate it.`,
 	return cmd
 }
 
+// waitUnless waits for op, unless noWait or err (what began op returned);
+// it returns err or what waiting returns.
+func (a *app) waitUnless(ctx context.Context, noWait bool, op *client.Operation, err error, what string) error {
+	if err != nil || noWait {
+		return err
+	}
+	return a.wait(ctx, op, what)
+}
+
+// onNamedHSM completes cmd, an ARM command on the HSM that --hsm-name/-n
+// names (which it adds and requires), as [app.clientCommand].
+func (a *app) onNamedHSM(cmd *cobra.Command, name *string, table tableFunc, check func(cmd *cobra.Command) error, call callFunc) *cobra.Command {
+	hsmNameFlag(cmd, name)
+	return a.clientCommand(cmd, table, func(cmd *cobra.Command) error {
+		if err := requireHSMName(cmd, *name); err != nil {
+			return err
+		}
+		if check != nil {
+			return check(cmd)
+		}
+		return nil
+	}, call)
+}
+
 func (a *app) showCommand() *cobra.Command {
 	var name, rg string
-	cmd := &cobra.Command{
+	cmd := a.onNamedHSM(&cobra.Command{
 		Use:   "show",
 		Short: "Show a managed HSM",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireHSMName(cmd, name); err != nil {
-				return err
-			}
-			c, err := a.newClient()
-			if err != nil {
-				return err
-			}
-			var h *wire.ManagedHSM
+	}, &name, hsmTable, nil,
+		func(ctx context.Context, c *client.Client) (any, error) {
 			if rg == "" {
-				h, err = c.FindHSM(cmd.Context(), name)
-			} else {
-				h, err = c.GetHSM(cmd.Context(), rg, name)
+				return c.FindHSM(ctx, name)
 			}
-			if err != nil {
-				return err
-			}
-			return a.print(h, hsmTable)
-		},
-	}
-	hsmNameFlag(cmd, &name)
+			return c.GetHSM(ctx, rg, name)
+		})
 	resourceGroupFlag(cmd, &rg, "resource group (default: find the HSM in the subscription)")
 	return cmd
 }
 
 func (a *app) listCommand() *cobra.Command {
 	var rg, resourceType string
-	cmd := &cobra.Command{
+	cmd := a.clientCommand(&cobra.Command{
 		Use:   "list",
 		Short: "List managed HSMs of the subscription or of a resource group",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkResourceType(cmd, resourceType); err != nil {
-				return err
-			}
-			c, err := a.newClient()
-			if err != nil {
-				return err
-			}
-			hs, err := c.ListHSMs(cmd.Context(), rg)
-			if err != nil {
-				return err
-			}
-			return a.print(hs, hsmTable)
-		},
-	}
+	}, hsmTable,
+		func(cmd *cobra.Command) error { return checkResourceType(cmd, resourceType) },
+		func(ctx context.Context, c *client.Client) (any, error) { return c.ListHSMs(ctx, rg) })
 	resourceGroupFlag(cmd, &rg, "resource group (default: the whole subscription)")
 	resourceTypeFlag(cmd, &resourceType)
 	return cmd
@@ -218,17 +206,14 @@ func (a *app) updateCommand() *cobra.Command {
 		name, rg        string
 		tags            []string
 		purgeProtection bool
+		patch           wire.ManagedHSMPatch
 	)
-	cmd := &cobra.Command{
+	cmd := a.onNamedHSM(&cobra.Command{
 		Use:     "update",
 		Aliases: []string{"update-hsm"},
 		Short:   "Update a managed HSM's tags or purge protection",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireHSMName(cmd, name); err != nil {
-				return err
-			}
-			var patch wire.ManagedHSMPatch
+	}, &name, hsmTable,
+		func(cmd *cobra.Command) error {
 			if cmd.Flags().Changed("tags") {
 				t, err := parseTags(tags)
 				if err != nil {
@@ -242,23 +227,15 @@ func (a *app) updateCommand() *cobra.Command {
 			if patch.Tags == nil && patch.Properties == nil {
 				return usagef(cmd, "nothing to update: give --tags or --enable-purge-protection")
 			}
-			c, err := a.newClient()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
+			return nil
+		},
+		func(ctx context.Context, c *client.Client) (any, error) {
 			rg, name, err := resolveRG(ctx, c, rg, name)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			h, err := c.UpdateHSM(ctx, rg, name, patch)
-			if err != nil {
-				return err
-			}
-			return a.print(h, hsmTable)
-		},
-	}
-	hsmNameFlag(cmd, &name)
+			return c.UpdateHSM(ctx, rg, name, patch)
+		})
 	resourceGroupFlag(cmd, &rg, "resource group (default: find the HSM in the subscription)")
 	f := cmd.Flags()
 	optBoolVar(f, &purgeProtection, "enable-purge-protection", "forbid purging a deleted HSM before its retention ends; cannot be turned off")
@@ -270,31 +247,18 @@ func (a *app) updateCommand() *cobra.Command {
 func (a *app) deleteCommand() *cobra.Command {
 	var name, rg string
 	var noWait bool
-	cmd := &cobra.Command{
+	cmd := a.onNamedHSM(&cobra.Command{
 		Use:   "delete",
 		Short: "Delete a managed HSM (softly: recover or purge it later)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireHSMName(cmd, name); err != nil {
-				return err
-			}
-			c, err := a.newClient()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
+	}, &name, nil, nil,
+		func(ctx context.Context, c *client.Client) (any, error) {
 			rg, name, err := resolveRG(ctx, c, rg, name)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			op, err := c.BeginDeleteHSM(ctx, rg, name)
-			if err != nil || noWait {
-				return err
-			}
-			return a.wait(ctx, op, "Deleting "+name)
-		},
-	}
-	hsmNameFlag(cmd, &name)
+			return nil, a.waitUnless(ctx, noWait, op, err, "Deleting "+name)
+		})
 	resourceGroupFlag(cmd, &rg, "resource group (default: find the HSM in the subscription)")
 	noWaitFlag(cmd, &noWait)
 	return cmd
@@ -302,97 +266,54 @@ func (a *app) deleteCommand() *cobra.Command {
 
 func (a *app) listDeletedCommand() *cobra.Command {
 	var resourceType string
-	cmd := &cobra.Command{
+	cmd := a.clientCommand(&cobra.Command{
 		Use:   "list-deleted",
 		Short: "List soft-deleted managed HSMs",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkResourceType(cmd, resourceType); err != nil {
-				return err
-			}
-			c, err := a.newClient()
-			if err != nil {
-				return err
-			}
-			ds, err := c.ListDeletedHSMs(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return a.print(ds, deletedTable)
-		},
-	}
+	}, deletedTable,
+		func(cmd *cobra.Command) error { return checkResourceType(cmd, resourceType) },
+		func(ctx context.Context, c *client.Client) (any, error) { return c.ListDeletedHSMs(ctx) })
 	resourceTypeFlag(cmd, &resourceType)
 	return cmd
 }
 
-func (a *app) recoverCommand() *cobra.Command {
+// deletedHSMCommand returns recover or purge: a command on the deleted HSM
+// that --hsm-name names, in --location; call returns the operation it began
+// and what to print when it has ended.
+func (a *app) deletedHSMCommand(use, short, doing string, call func(ctx context.Context, c *client.Client, location, name string) (*client.Operation, callFunc, error)) *cobra.Command {
 	var name, location string
 	var noWait bool
-	cmd := &cobra.Command{
-		Use:   "recover",
-		Short: "Recover a soft-deleted managed HSM into its resource group",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireHSMName(cmd, name); err != nil {
-				return err
+	cmd := a.onNamedHSM(&cobra.Command{Use: use, Short: short}, &name, hsmTable, nil,
+		func(ctx context.Context, c *client.Client) (any, error) {
+			op, then, err := call(ctx, c, location, name)
+			if err := a.waitUnless(ctx, noWait, op, err, doing+" "+name); err != nil || noWait {
+				return nil, err
 			}
-			c, err := a.newClient()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			first, op, err := c.BeginRecoverHSM(ctx, location, name)
-			if err != nil || noWait {
-				return err
-			}
-			if err := a.wait(ctx, op, "Recovering "+name); err != nil {
-				return err
-			}
-			var h *wire.ManagedHSM
-			if rg := client.ResourceGroup(first.ID); rg != "" {
-				h, err = c.GetHSM(ctx, rg, first.Name)
-			} else {
-				h, err = c.FindHSM(ctx, name)
-			}
-			if err != nil {
-				return err
-			}
-			return a.print(h, hsmTable)
-		},
-	}
-	hsmNameFlag(cmd, &name)
+			return then(ctx, c)
+		})
 	cmd.Flags().StringVarP(&location, "location", "l", "", "location of the deleted HSM (default: find it by name)")
 	noWaitFlag(cmd, &noWait)
 	return cmd
 }
 
+func (a *app) recoverCommand() *cobra.Command {
+	return a.deletedHSMCommand("recover", "Recover a soft-deleted managed HSM into its resource group", "Recovering",
+		func(ctx context.Context, c *client.Client, location, name string) (*client.Operation, callFunc, error) {
+			first, op, err := c.BeginRecoverHSM(ctx, location, name)
+			return op, func(ctx context.Context, c *client.Client) (any, error) {
+				if rg := client.ResourceGroup(first.ID); rg != "" {
+					return c.GetHSM(ctx, rg, first.Name)
+				}
+				return c.FindHSM(ctx, name)
+			}, err
+		})
+}
+
 func (a *app) purgeCommand() *cobra.Command {
-	var name, location string
-	var noWait bool
-	cmd := &cobra.Command{
-		Use:   "purge",
-		Short: "Purge a soft-deleted managed HSM for good",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireHSMName(cmd, name); err != nil {
-				return err
-			}
-			c, err := a.newClient()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
+	return a.deletedHSMCommand("purge", "Purge a soft-deleted managed HSM for good", "Purging",
+		func(ctx context.Context, c *client.Client, location, name string) (*client.Operation, callFunc, error) {
 			op, err := c.BeginPurgeHSM(ctx, location, name)
-			if err != nil || noWait {
-				return err
-			}
-			return a.wait(ctx, op, "Purging "+name)
-		},
-	}
-	hsmNameFlag(cmd, &name)
-	cmd.Flags().StringVarP(&location, "location", "l", "", "location of the deleted HSM (default: find it by name)")
-	noWaitFlag(cmd, &noWait)
-	return cmd
+			return op, func(context.Context, *client.Client) (any, error) { return nil, nil }, err
+		})
 }
 
 // hsmTable is the -o table view of managed HSMs.

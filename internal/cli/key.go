@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -47,30 +48,78 @@ the HSM) with --id.`,
 		Short: "Show and update a key's rotation policy",
 		Args:  cobra.NoArgs,
 	}
-	rotation.AddCommand(a.keyRotationPolicyShowCommand(), a.keyRotationPolicyUpdateCommand())
+	rotation.AddCommand(
+		a.keyCallCommand("show", "Show a key's rotation policy", keyRef{}, false,
+			func(ctx context.Context, c *client.Client, hsmURL string, ref *keyRef) (any, error) {
+				return rotationPolicyOutput(c.GetKeyRotationPolicy(ctx, hsmURL, ref.name))
+			}),
+		a.keyRotationPolicyUpdateCommand(),
+	)
+	deleted := keyRef{recoveryID: true} // --id may be a recovery id
 	cmd.AddCommand(
 		a.keyCreateCommand(),
 		a.keyImportCommand(),
-		a.keyShowCommand(),
+		a.keyCallCommand("show", "Show a key's public parts and attributes", keyRef{}, true,
+			func(ctx context.Context, c *client.Client, hsmURL string, ref *keyRef) (any, error) {
+				return keyBundleOutput(c.GetKey(ctx, hsmURL, ref.name, ref.version))
+			}),
 		a.keyListCommand(),
 		a.keyListVersionsCommand(),
 		a.keySetAttributesCommand(),
-		a.keyDeleteCommand(),
+		a.keyCallCommand("delete", "Delete a key with all its versions (soft delete: it can be recovered until purged)", keyRef{}, false,
+			func(ctx context.Context, c *client.Client, hsmURL string, ref *keyRef) (any, error) {
+				return deletedKeyBundleOutput(c.DeleteKey(ctx, hsmURL, ref.name))
+			}),
 		a.keyListDeletedCommand(),
-		a.keyShowDeletedCommand(),
-		a.keyRecoverCommand(),
-		a.keyPurgeCommand(),
+		a.keyCallCommand("show-deleted", "Show a deleted key", deleted, false,
+			func(ctx context.Context, c *client.Client, hsmURL string, ref *keyRef) (any, error) {
+				return deletedKeyBundleOutput(c.GetDeletedKey(ctx, hsmURL, ref.name))
+			}),
+		a.keyCallCommand("recover", "Recover a deleted key with all its versions", deleted, false,
+			func(ctx context.Context, c *client.Client, hsmURL string, ref *keyRef) (any, error) {
+				return keyBundleOutput(c.RecoverDeletedKey(ctx, hsmURL, ref.name))
+			}),
+		a.keyCallCommand("purge", "Destroy a deleted key for good (refused while purge protection holds)", deleted, false,
+			func(ctx context.Context, c *client.Client, hsmURL string, ref *keyRef) (any, error) {
+				return nil, c.PurgeDeletedKey(ctx, hsmURL, ref.name)
+			}),
 		a.keyBackupCommand(),
 		a.keyRestoreCommand(),
 		a.keyEncryptCommand(),
 		a.keyDecryptCommand(),
 		a.keySignCommand(),
 		a.keyVerifyCommand(),
-		a.keyRotateCommand(),
+		a.keyCallCommand("rotate", "Make a new version of a key, of the same type and size", keyRef{}, false,
+			func(ctx context.Context, c *client.Client, hsmURL string, ref *keyRef) (any, error) {
+				return keyBundleOutput(c.RotateKey(ctx, hsmURL, ref.name))
+			}),
 		a.keyRandomCommand(),
 		rotation,
 	)
 	return cmd
+}
+
+// keyOn completes cmd, a command on the key that ref names: it adds ref's
+// flags (with version, --version), then runs as [app.hsmCommand].
+func (a *app) keyOn(cmd *cobra.Command, ref *keyRef, version bool, check func(cmd *cobra.Command) error, call hsmCallFunc) *cobra.Command {
+	ref.addFlags(cmd, version)
+	return a.hsmCommand(cmd, ref, nil, check, call)
+}
+
+// keyCallCommand returns a command on the key that ref names that has no
+// other flags and makes one call.
+func (a *app) keyCallCommand(use, short string, ref keyRef, version bool, call func(ctx context.Context, c *client.Client, hsmURL string, ref *keyRef) (any, error)) *cobra.Command {
+	return a.keyOn(&cobra.Command{Use: use, Short: short}, &ref, version, nil,
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
+			return call(ctx, c, hsmURL, &ref)
+		})
+}
+
+// keyOnHSM completes cmd, a key command that names only the HSM, as
+// [app.onHSM]; both --hsm-name and --id are refused as for a key.
+func (a *app) keyOnHSM(cmd *cobra.Command, h *hsmTarget, check func(cmd *cobra.Command) error, call hsmCallFunc) *cobra.Command {
+	h.conflict = errHSMAndIDKey
+	return a.onHSM(cmd, h, nil, check, call)
 }
 
 // keyRef names a key: --hsm-name with --name (and --version), or --id.
@@ -89,7 +138,7 @@ func (r *keyRef) addFlags(cmd *cobra.Command, version bool) {
 		r.withVersion = true
 		f.StringVarP(&r.version, "version", "v", "", "the key version (default: the current version)")
 	}
-	f.StringVar(&r.hsm, "hsm-name", "", "name of the managed HSM (required unless --id is given)")
+	hsmNameOrIDFlag(cmd, &r.hsm, "")
 	idHelp := "id of the key, https://{hsm}.{dnsSuffix}[:port]/keys/{name}"
 	if version {
 		idHelp += "[/{version}]"
@@ -113,7 +162,7 @@ func (r *keyRef) check(cmd *cobra.Command) error {
 		return nil
 	}
 	if r.hsm != "" {
-		return usagef(cmd, "--hsm-name and --id are mutually exclusive.")
+		return usagef(cmd, "%s", errHSMAndIDKey)
 	}
 	if r.name != "" || r.version != "" {
 		return usagef(cmd, "--id names the key: do not give --name or --version with it")
@@ -172,36 +221,17 @@ func parseKeyID(id string, recovery bool) (base, name, version string, err error
 	return "https://" + u.Host, name, version, nil
 }
 
-// keyHSM names the HSM of the commands that take no key name: --hsm-name
-// or --id (the HSM's URI).
-type keyHSM struct {
-	name, id string
+// maxResultsVar adds --maxresults of a list command.
+func maxResultsVar(cmd *cobra.Command, p *int, what string) {
+	cmd.Flags().IntVar(p, "maxresults", 0, "maximum number of "+what+" to return")
 }
 
-func (h *keyHSM) addFlags(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&h.name, "hsm-name", "", "name of the managed HSM (required unless --id is given)")
-	cmd.Flags().StringVar(&h.id, "id", "", "full URI of the HSM, https://{name}.{dnsSuffix}[:port] (instead of --hsm-name)")
-}
-
-func (h *keyHSM) check(cmd *cobra.Command) error {
-	switch {
-	case h.name != "" && h.id != "":
-		return usagef(cmd, "--hsm-name and --id are mutually exclusive.")
-	case h.name == "" && h.id == "":
-		return usagef(cmd, "--hsm-name (or --id) is required")
-	case h.id != "":
-		if _, err := parseHSMID(h.id); err != nil {
-			return usagef(cmd, "--id: %v", err)
-		}
+// checkMaxResults checks --maxresults, if given.
+func checkMaxResults(cmd *cobra.Command, max int) error {
+	if cmd.Flags().Changed("maxresults") && max < 1 {
+		return usagef(cmd, "--maxresults must be at least 1")
 	}
 	return nil
-}
-
-func (h *keyHSM) url(ctx context.Context, c *client.Client) (string, error) {
-	if h.id != "" {
-		return parseHSMID(h.id)
-	}
-	return c.HSMURL(ctx, h.name)
 }
 
 // Values that az checks on its side (its enum types match them in any
@@ -369,8 +399,9 @@ func (a *app) keyCreateCommand() *cobra.Command {
 		attrs      keyAttrFlags
 		kty, curve string
 		size       int
+		p          wire.KeyCreateParameters
 	)
-	cmd := &cobra.Command{
+	cmd := a.keyOn(&cobra.Command{
 		Use:   "create",
 		Short: "Create a key, or a new version of an existing key",
 		Long: `Create a key, or a new version of it if the name exists. A managed HSM keeps
@@ -380,22 +411,14 @@ or P-521, oct (AES) keys 128, 192 or 256 bits.`,
 		Example: `  tresor key create --hsm-name ContosoMHSM --name rsa1 --kty RSA-HSM --size 3072
   tresor key create --hsm-name ContosoMHSM --name ec1 --kty EC-HSM --curve P-256 --ops sign verify
   tresor key create --hsm-name ContosoMHSM --name aes1 --kty oct-HSM --size 256 --tags env=test`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := ref.check(cmd); err != nil {
-				return err
-			}
-			p, err := keyCreateParams(cmd, kty, curve, size, &attrs)
-			if err != nil {
-				return err
-			}
-			return a.keyCall(cmd, &ref, func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
-				kb, err := c.CreateKey(ctx, hsmURL, ref.name, p)
-				return keyBundleOutput(kb), err
-			})
+	}, &ref, false,
+		func(cmd *cobra.Command) (err error) {
+			p, err = keyCreateParams(cmd, kty, curve, size, &attrs)
+			return err
 		},
-	}
-	ref.addFlags(cmd, false)
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
+			return keyBundleOutput(c.CreateKey(ctx, hsmURL, ref.name, p))
+		})
 	f := cmd.Flags()
 	f.StringVar(&kty, "kty", "", "key type: "+strings.Join(keyTypes, ", ")+" (default: EC with --curve, else RSA)")
 	f.StringVar(&curve, "curve", "", "elliptic curve: "+strings.Join(keyCurves, ", "))
@@ -453,8 +476,9 @@ func (a *app) keyImportCommand() *cobra.Command {
 		ref                                                keyRef
 		attrs                                              keyAttrFlags
 		pemFile, pemString, password, byokFile, byokString string
+		p                                                  wire.KeyImportParameters
 	)
-	cmd := &cobra.Command{
+	cmd := a.keyOn(&cobra.Command{
 		Use:   "import",
 		Short: "Import an RSA or EC private key from PEM",
 		Long: `Import a private key, or a new version of a key if the name exists, from PEM:
@@ -464,25 +488,17 @@ encryption) takes --pem-password. The key is converted to a JSON web key with
 its private parts here and sent to the HSM, which checks it.`,
 		Example: `  tresor key import --hsm-name ContosoMHSM --name imported1 --pem-file key.pem
   tresor key import --hsm-name ContosoMHSM --name imported2 --pem-file enc.pem --pem-password secret`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := ref.check(cmd); err != nil {
-				return err
-			}
+	}, &ref, false,
+		func(cmd *cobra.Command) (err error) {
 			if cmd.Flags().Changed("pem-password") && !cmd.Flags().Changed("pem-file") && !cmd.Flags().Changed("pem-string") {
 				return usagef(cmd, "--pem-password must be used with --pem-file or --pem-string")
 			}
-			p, err := keyImportParams(cmd, pemFile, pemString, password, &attrs)
-			if err != nil {
-				return err
-			}
-			return a.keyCall(cmd, &ref, func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
-				kb, err := c.ImportKey(ctx, hsmURL, ref.name, p)
-				return keyBundleOutput(kb), err
-			})
+			p, err = keyImportParams(cmd, pemFile, pemString, password, &attrs)
+			return err
 		},
-	}
-	ref.addFlags(cmd, false)
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
+			return keyBundleOutput(c.ImportKey(ctx, hsmURL, ref.name, p))
+		})
 	f := cmd.Flags()
 	f.StringVar(&pemFile, "pem-file", "", "PEM file containing the private key to import")
 	f.StringVar(&pemString, "pem-string", "", "PEM string containing the private key to import")
@@ -493,89 +509,28 @@ its private parts here and sent to the HSM, which checks it.`,
 	return cmd
 }
 
-// keyTarget is what names the HSM of a key command: a keyRef or a keyHSM.
-type keyTarget interface {
-	url(ctx context.Context, c *client.Client) (string, error)
-}
-
-// keyCall runs a command whose flags have been checked: it makes a client,
-// resolves the HSM of target, calls call and prints what it returns (nil
-// prints nothing, as az prints nothing for None).
-func (a *app) keyCall(cmd *cobra.Command, target keyTarget, call func(ctx context.Context, c *client.Client, hsmURL string) (any, error)) error {
-	c, err := a.newClient()
-	if err != nil {
-		return err
-	}
-	ctx := cmd.Context()
-	hsmURL, err := target.url(ctx, c)
-	if err != nil {
-		return err
-	}
-	out, err := call(ctx, c, hsmURL)
-	if err != nil {
-		return err
-	}
-	if out == nil {
-		return nil
-	}
-	return a.print(out, nil)
-}
-
-func (a *app) keyShowCommand() *cobra.Command {
-	var ref keyRef
-	cmd := &cobra.Command{
-		Use:   "show",
-		Short: "Show a key's public parts and attributes",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := ref.check(cmd); err != nil {
-				return err
-			}
-			return a.keyCall(cmd, &ref, func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
-				kb, err := c.GetKey(ctx, hsmURL, ref.name, ref.version)
-				return keyBundleOutput(kb), err
-			})
-		},
-	}
-	ref.addFlags(cmd, true)
-	return cmd
-}
-
 func (a *app) keyListCommand() *cobra.Command {
 	var (
-		h              keyHSM
+		h              hsmTarget
 		max            int
 		includeManaged bool
 	)
-	cmd := &cobra.Command{
+	cmd := a.keyOnHSM(&cobra.Command{
 		Use:   "list",
 		Short: "List the keys of a managed HSM (their current versions)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := h.check(cmd); err != nil {
-				return err
+	}, &h,
+		func(cmd *cobra.Command) error { return checkMaxResults(cmd, max) },
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
+			items, err := c.ListKeys(ctx, hsmURL, max)
+			if err != nil {
+				return nil, err
 			}
-			if cmd.Flags().Changed("maxresults") && max < 1 {
-				return usagef(cmd, "--maxresults must be at least 1")
+			if !includeManaged {
+				items = slices.DeleteFunc(items, func(it wire.KeyItem) bool { return it.Managed != nil && *it.Managed })
 			}
-			return a.keyCall(cmd, &h, func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
-				items, err := c.ListKeys(ctx, hsmURL, max)
-				if err != nil {
-					return nil, err
-				}
-				out := []keyItemOut{}
-				for _, it := range items {
-					if it.Managed != nil && *it.Managed && !includeManaged {
-						continue
-					}
-					out = append(out, keyItemOutput(it))
-				}
-				return out, nil
-			})
-		},
-	}
-	h.addFlags(cmd)
-	cmd.Flags().IntVar(&max, "maxresults", 0, "maximum number of keys to return")
+			return listOf(items, keyItemOutput), nil
+		})
+	maxResultsVar(cmd, &max, "keys")
 	optBoolVar(cmd.Flags(), &includeManaged, "include-managed", "include managed keys (those backing certificates)")
 	return cmd
 }
@@ -585,32 +540,16 @@ func (a *app) keyListVersionsCommand() *cobra.Command {
 		ref keyRef
 		max int
 	)
-	cmd := &cobra.Command{
+	cmd := a.keyOn(&cobra.Command{
 		Use:   "list-versions",
 		Short: "List the versions of a key",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := ref.check(cmd); err != nil {
-				return err
-			}
-			if cmd.Flags().Changed("maxresults") && max < 1 {
-				return usagef(cmd, "--maxresults must be at least 1")
-			}
-			return a.keyCall(cmd, &ref, func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
-				items, err := c.ListKeyVersions(ctx, hsmURL, ref.name, max)
-				if err != nil {
-					return nil, err
-				}
-				out := []keyItemOut{}
-				for _, it := range items {
-					out = append(out, keyItemOutput(it))
-				}
-				return out, nil
-			})
-		},
-	}
-	ref.addFlags(cmd, false)
-	cmd.Flags().IntVar(&max, "maxresults", 0, "maximum number of versions to return")
+	}, &ref, false,
+		func(cmd *cobra.Command) error { return checkMaxResults(cmd, max) },
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
+			items, err := c.ListKeyVersions(ctx, hsmURL, ref.name, max)
+			return listOf(items, keyItemOutput), err
+		})
+	maxResultsVar(cmd, &max, "versions")
 	return cmd
 }
 
@@ -653,8 +592,9 @@ func (a *app) keySetAttributesCommand() *cobra.Command {
 		enabled            bool
 		expires, notBefore string
 		ops, tags          []string
+		u                  client.KeyUpdate
 	)
-	cmd := &cobra.Command{
+	cmd := a.keyOn(&cobra.Command{
 		Use:   "set-attributes",
 		Short: "Change a key version's attributes, operations and tags",
 		Long: `Change the attributes (enabled, expiry, not-before), the permitted operations
@@ -662,22 +602,14 @@ and the tags of a version of a key (default: the current version). What is not
 given stays as it is; --tags "" removes every tag.`,
 		Example: `  tresor key set-attributes --hsm-name ContosoMHSM --name rsa1 --enabled false
   tresor key set-attributes --hsm-name ContosoMHSM --name rsa1 --ops sign verify --tags env=prod`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := ref.check(cmd); err != nil {
-				return err
-			}
-			u, err := keyUpdateFromFlags(cmd, enabled, expires, notBefore, ops, tags)
-			if err != nil {
-				return err
-			}
-			return a.keyCall(cmd, &ref, func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
-				kb, err := c.UpdateKey(ctx, hsmURL, ref.name, ref.version, u)
-				return keyBundleOutput(kb), err
-			})
+	}, &ref, true,
+		func(cmd *cobra.Command) (err error) {
+			u, err = keyUpdateFromFlags(cmd, enabled, expires, notBefore, ops, tags)
+			return err
 		},
-	}
-	ref.addFlags(cmd, true)
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
+			return keyBundleOutput(c.UpdateKey(ctx, hsmURL, ref.name, ref.version, u))
+		})
 	f := cmd.Flags()
 	optBoolVar(f, &enabled, "enabled", "enable or disable the key")
 	f.StringVar(&expires, "expires", "", "expiry, UTC (Y-m-d'T'H:M:S'Z')")
@@ -688,116 +620,21 @@ given stays as it is; --tags "" removes every tag.`,
 	return cmd
 }
 
-func (a *app) keyDeleteCommand() *cobra.Command {
-	var ref keyRef
-	cmd := &cobra.Command{
-		Use:   "delete",
-		Short: "Delete a key with all its versions (soft delete: it can be recovered until purged)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := ref.check(cmd); err != nil {
-				return err
-			}
-			return a.keyCall(cmd, &ref, func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
-				d, err := c.DeleteKey(ctx, hsmURL, ref.name)
-				return deletedKeyBundleOutput(d), err
-			})
-		},
-	}
-	ref.addFlags(cmd, false)
-	return cmd
-}
-
 func (a *app) keyListDeletedCommand() *cobra.Command {
 	var (
-		h   keyHSM
+		h   hsmTarget
 		max int
 	)
-	cmd := &cobra.Command{
+	cmd := a.keyOnHSM(&cobra.Command{
 		Use:   "list-deleted",
 		Short: "List the deleted keys that can still be recovered or purged",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := h.check(cmd); err != nil {
-				return err
-			}
-			if cmd.Flags().Changed("maxresults") && max < 1 {
-				return usagef(cmd, "--maxresults must be at least 1")
-			}
-			return a.keyCall(cmd, &h, func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
-				items, err := c.ListDeletedKeys(ctx, hsmURL, max)
-				if err != nil {
-					return nil, err
-				}
-				out := []deletedKeyItemOut{}
-				for _, it := range items {
-					out = append(out, deletedKeyItemOutput(it))
-				}
-				return out, nil
-			})
-		},
-	}
-	h.addFlags(cmd)
-	cmd.Flags().IntVar(&max, "maxresults", 0, "maximum number of keys to return")
-	return cmd
-}
-
-func (a *app) keyShowDeletedCommand() *cobra.Command {
-	ref := keyRef{recoveryID: true}
-	cmd := &cobra.Command{
-		Use:   "show-deleted",
-		Short: "Show a deleted key",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := ref.check(cmd); err != nil {
-				return err
-			}
-			return a.keyCall(cmd, &ref, func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
-				d, err := c.GetDeletedKey(ctx, hsmURL, ref.name)
-				return deletedKeyBundleOutput(d), err
-			})
-		},
-	}
-	ref.addFlags(cmd, false)
-	return cmd
-}
-
-func (a *app) keyRecoverCommand() *cobra.Command {
-	ref := keyRef{recoveryID: true}
-	cmd := &cobra.Command{
-		Use:   "recover",
-		Short: "Recover a deleted key with all its versions",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := ref.check(cmd); err != nil {
-				return err
-			}
-			return a.keyCall(cmd, &ref, func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
-				kb, err := c.RecoverDeletedKey(ctx, hsmURL, ref.name)
-				return keyBundleOutput(kb), err
-			})
-		},
-	}
-	ref.addFlags(cmd, false)
-	return cmd
-}
-
-func (a *app) keyPurgeCommand() *cobra.Command {
-	ref := keyRef{recoveryID: true}
-	cmd := &cobra.Command{
-		Use:   "purge",
-		Short: "Destroy a deleted key for good (refused while purge protection holds)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := ref.check(cmd); err != nil {
-				return err
-			}
-			return a.keyCall(cmd, &ref, func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
-				return nil, c.PurgeDeletedKey(ctx, hsmURL, ref.name)
-			})
-		},
-	}
-	ref.addFlags(cmd, false)
+	}, &h,
+		func(cmd *cobra.Command) error { return checkMaxResults(cmd, max) },
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
+			items, err := c.ListDeletedKeys(ctx, hsmURL, max)
+			return listOf(items, deletedKeyItemOutput), err
+		})
+	maxResultsVar(cmd, &max, "keys")
 	return cmd
 }
 
@@ -806,7 +643,7 @@ func (a *app) keyBackupCommand() *cobra.Command {
 		ref  keyRef
 		file string
 	)
-	cmd := &cobra.Command{
+	cmd := a.keyOn(&cobra.Command{
 		Use:   "backup",
 		Short: "Back up a key with all its versions to a file",
 		Long: `Write a key's backup, all its versions with their attributes and tags, sealed
@@ -814,65 +651,53 @@ under the HSM's security domain, to --file: the blob's bytes, as az writes
 them. It restores ('tresor key restore') into any HSM holding the same
 security domain. An existing file is never overwritten.`,
 		Example: `  tresor key backup --hsm-name ContosoMHSM --name rsa1 --file rsa1.backup`,
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := ref.check(cmd); err != nil {
-				return err
-			}
+	}, &ref, false,
+		func(cmd *cobra.Command) error {
 			if file == "" {
 				return usagef(cmd, "--file is required: the file to write the backup to")
 			}
-			if err := checkNewFile(file); err != nil {
-				return err
-			}
-			return a.keyCall(cmd, &ref, func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
-				blob, err := c.BackupKey(ctx, hsmURL, ref.name)
-				if err != nil {
-					return nil, err
-				}
-				return nil, writeNewFile(file, blob, secretFileMode)
-			})
+			return checkNewFile(file)
 		},
-	}
-	ref.addFlags(cmd, false)
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
+			blob, err := c.BackupKey(ctx, hsmURL, ref.name)
+			if err != nil {
+				return nil, err
+			}
+			return nil, writeNewFile(file, blob, secretFileMode)
+		})
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the file to write the backup to; must not exist (required)")
 	return cmd
 }
 
 func (a *app) keyRestoreCommand() *cobra.Command {
 	var (
-		h    keyHSM
+		h    hsmTarget
 		file string
+		blob []byte
 	)
-	cmd := &cobra.Command{
+	cmd := a.keyOnHSM(&cobra.Command{
 		Use:   "restore",
 		Short: "Restore a key from a backup file",
 		Long: `Restore a key, with all its versions, from a file that 'tresor key backup'
 (or az keyvault key backup) wrote. The HSM must hold the security domain the
 backup was made under, and no key of that name may exist, deleted or not.`,
 		Example: `  tresor key restore --hsm-name ContosoMHSM --file rsa1.backup`,
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := h.check(cmd); err != nil {
-				return err
-			}
+	}, &h,
+		func(cmd *cobra.Command) (err error) {
 			if file == "" {
 				return usagef(cmd, "--file is required: the backup file")
 			}
-			blob, err := readInputFile(file)
-			if err != nil {
+			if blob, err = readInputFile(file); err != nil {
 				return err
 			}
 			if len(blob) == 0 {
 				return fmt.Errorf("the backup file %s is empty", file)
 			}
-			return a.keyCall(cmd, &h, func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
-				kb, err := c.RestoreKey(ctx, hsmURL, blob)
-				return keyBundleOutput(kb), err
-			})
+			return nil
 		},
-	}
-	h.addFlags(cmd)
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
+			return keyBundleOutput(c.RestoreKey(ctx, hsmURL, blob))
+		})
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the backup file (required)")
 	return cmd
 }
@@ -995,8 +820,9 @@ func (a *app) keyEncryptCommand() *cobra.Command {
 	var (
 		ref keyRef
 		k   keyCryptoFlags
+		op  client.KeyOperation
 	)
-	cmd := &cobra.Command{
+	cmd := a.keyOn(&cobra.Command{
 		Use:   "encrypt",
 		Short: "Encrypt data with a key",
 		Long: `Encrypt --value with a key: RSA-OAEP, RSA-OAEP-256 or RSA1_5 with an RSA key;
@@ -1005,68 +831,56 @@ AES-GCM (the HSM makes the IV and returns it with the tag), AES-CBC or CBCPAD
 and AAD in hex, as az does.`,
 		Example: `  tresor key encrypt --hsm-name ContosoMHSM --name rsa1 --algorithm RSA-OAEP-256 --value "hello" --data-type plaintext
   tresor key encrypt --hsm-name ContosoMHSM --name aes1 --algorithm A256GCM --value aGVsbG8= --aad 0102`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := ref.check(cmd); err != nil {
-				return err
-			}
-			op, _, err := k.parse(cmd, false)
-			if err != nil {
-				return err
-			}
-			return a.keyCall(cmd, &ref, func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
-				r, err := c.Encrypt(ctx, hsmURL, ref.name, ref.version, op)
-				if err != nil {
-					return nil, err
-				}
-				return keyEncryptOut{AAD: hexOrNil(r.AAD), Algorithm: op.Algorithm, IV: hexOrNil(r.IV), Kid: keyResultID(r.Kid, &ref, hsmURL),
-					Result: base64.StdEncoding.EncodeToString(r.Value), Tag: hexOrNil(r.Tag)}, nil
-			})
+	}, &ref, true,
+		func(cmd *cobra.Command) (err error) {
+			op, _, err = k.parse(cmd, false)
+			return err
 		},
-	}
-	ref.addFlags(cmd, true)
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
+			r, err := c.Encrypt(ctx, hsmURL, ref.name, ref.version, op)
+			if err != nil {
+				return nil, err
+			}
+			return keyEncryptOut{AAD: hexOrNil(r.AAD), Algorithm: op.Algorithm, IV: hexOrNil(r.IV), Kid: keyResultID(r.Kid, &ref, hsmURL),
+				Result: base64.StdEncoding.EncodeToString(r.Value), Tag: hexOrNil(r.Tag)}, nil
+		})
 	k.addFlags(cmd, false)
 	return cmd
 }
 
 func (a *app) keyDecryptCommand() *cobra.Command {
 	var (
-		ref keyRef
-		k   keyCryptoFlags
+		ref      keyRef
+		k        keyCryptoFlags
+		op       client.KeyOperation
+		dataType string
 	)
-	cmd := &cobra.Command{
+	cmd := a.keyOn(&cobra.Command{
 		Use:   "decrypt",
 		Short: "Decrypt data with a key",
 		Long: `Decrypt --value (base64, as encrypt printed it) with a key. AES takes the IV,
 and AES-GCM the tag and the AAD, in hex as encrypt printed them. The plaintext
 is printed in base64, or as text with --data-type plaintext.`,
 		Example: `  tresor key decrypt --hsm-name ContosoMHSM --name rsa1 --algorithm RSA-OAEP-256 --value <base64> --data-type plaintext`,
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := ref.check(cmd); err != nil {
-				return err
-			}
-			op, dataType, err := k.parse(cmd, true)
-			if err != nil {
-				return err
-			}
-			return a.keyCall(cmd, &ref, func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
-				r, err := c.Decrypt(ctx, hsmURL, ref.name, ref.version, op)
-				if err != nil {
-					return nil, err
-				}
-				out := keyDecryptOut{Algorithm: op.Algorithm, Kid: keyResultID(r.Kid, &ref, hsmURL), Result: base64.StdEncoding.EncodeToString(r.Value)}
-				if dataType == keyDataPlaintext {
-					if !utf8.Valid(r.Value) {
-						return nil, withHint(errors.New("the plaintext is not UTF-8 text"), "use --data-type base64")
-					}
-					out.Result = string(r.Value)
-				}
-				return out, nil
-			})
+	}, &ref, true,
+		func(cmd *cobra.Command) (err error) {
+			op, dataType, err = k.parse(cmd, true)
+			return err
 		},
-	}
-	ref.addFlags(cmd, true)
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
+			r, err := c.Decrypt(ctx, hsmURL, ref.name, ref.version, op)
+			if err != nil {
+				return nil, err
+			}
+			out := keyDecryptOut{Algorithm: op.Algorithm, Kid: keyResultID(r.Kid, &ref, hsmURL), Result: base64.StdEncoding.EncodeToString(r.Value)}
+			if dataType == keyDataPlaintext {
+				if !utf8.Valid(r.Value) {
+					return nil, withHint(errors.New("the plaintext is not UTF-8 text"), "use --data-type base64")
+				}
+				out.Result = string(r.Value)
+			}
+			return out, nil
+		})
 	k.addFlags(cmd, true)
 	return cmd
 }
@@ -1094,176 +908,132 @@ type keyVerifyOut struct {
 	KeyID     string `json:"keyId"`
 }
 
-func (a *app) keySignCommand() *cobra.Command {
-	var (
-		ref         keyRef
-		alg, digest string
-	)
-	cmd := &cobra.Command{
-		Use:   "sign",
-		Short: "Sign a digest with a key",
-		Long: `Sign --digest, a hash of the message in base64, with an RSA or EC key. The
-digest's length must match the algorithm: 32 bytes for RS256, PS256, ES256 and
-ES256K, 48 for *384, 64 for *512.`,
-		Example: `  tresor key sign --hsm-name ContosoMHSM --name ec1 --algorithm ES256 --digest $(printf hello | openssl dgst -sha256 -binary | base64)`,
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := ref.check(cmd); err != nil {
-				return err
-			}
-			alg, d, err := keySignFlags(cmd, alg, digest)
-			if err != nil {
-				return err
-			}
-			return a.keyCall(cmd, &ref, func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
-				r, err := c.Sign(ctx, hsmURL, ref.name, ref.version, alg, d)
-				if err != nil {
-					return nil, err
-				}
-				return keySignOut{Algorithm: alg, KeyID: keyResultID(r.Kid, &ref, hsmURL), Signature: base64.StdEncoding.EncodeToString(r.Value)}, nil
-			})
-		},
-	}
-	ref.addFlags(cmd, true)
-	f := cmd.Flags()
-	f.StringVarP(&alg, "algorithm", "a", "", "algorithm: "+strings.Join(keySignatureAlgs, ", ")+" (required)")
-	f.StringVar(&digest, "digest", "", "the digest to sign, base64 (required)")
-	return cmd
+// keySignFlags are --algorithm and --digest of sign and verify.
+type keySignFlags struct {
+	alg, digest string
 }
 
-// keySignFlags checks --algorithm and --digest.
-func keySignFlags(cmd *cobra.Command, alg, digest string) (string, []byte, error) {
-	if alg == "" {
+// addFlags adds the flags; digestHelp says what --digest is.
+func (k *keySignFlags) addFlags(cmd *cobra.Command, digestHelp string) {
+	f := cmd.Flags()
+	f.StringVarP(&k.alg, "algorithm", "a", "", "algorithm: "+strings.Join(keySignatureAlgs, ", ")+" (required)")
+	f.StringVar(&k.digest, "digest", "", digestHelp+", base64 (required)")
+}
+
+// parse checks the flags and returns the algorithm and the digest.
+func (k *keySignFlags) parse(cmd *cobra.Command) (string, []byte, error) {
+	if k.alg == "" {
 		return "", nil, usagef(cmd, "--algorithm is required: %s", strings.Join(keySignatureAlgs, ", "))
 	}
-	alg, err := keyEnum(cmd, "algorithm", alg, keySignatureAlgs)
+	alg, err := keyEnum(cmd, "algorithm", k.alg, keySignatureAlgs)
 	if err != nil {
 		return "", nil, err
 	}
-	if digest == "" {
+	if k.digest == "" {
 		return "", nil, usagef(cmd, "--digest is required: the digest to sign, base64")
 	}
-	d, err := keyDecodeB64(digest)
+	d, err := keyDecodeB64(k.digest)
 	if err != nil {
 		return "", nil, usagef(cmd, "--digest is not base64")
 	}
 	return alg, d, nil
 }
 
+func (a *app) keySignCommand() *cobra.Command {
+	var (
+		ref    keyRef
+		k      keySignFlags
+		alg    string
+		digest []byte
+	)
+	cmd := a.keyOn(&cobra.Command{
+		Use:   "sign",
+		Short: "Sign a digest with a key",
+		Long: `Sign --digest, a hash of the message in base64, with an RSA or EC key. The
+digest's length must match the algorithm: 32 bytes for RS256, PS256, ES256 and
+ES256K, 48 for *384, 64 for *512.`,
+		Example: `  tresor key sign --hsm-name ContosoMHSM --name ec1 --algorithm ES256 --digest $(printf hello | openssl dgst -sha256 -binary | base64)`,
+	}, &ref, true,
+		func(cmd *cobra.Command) (err error) {
+			alg, digest, err = k.parse(cmd)
+			return err
+		},
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
+			r, err := c.Sign(ctx, hsmURL, ref.name, ref.version, alg, digest)
+			if err != nil {
+				return nil, err
+			}
+			return keySignOut{Algorithm: alg, KeyID: keyResultID(r.Kid, &ref, hsmURL), Signature: base64.StdEncoding.EncodeToString(r.Value)}, nil
+		})
+	k.addFlags(cmd, "the digest to sign")
+	return cmd
+}
+
 func (a *app) keyVerifyCommand() *cobra.Command {
 	var (
-		ref                    keyRef
-		alg, digest, signature string
+		ref         keyRef
+		k           keySignFlags
+		signature   string
+		alg         string
+		digest, sig []byte
 	)
-	cmd := &cobra.Command{
+	cmd := a.keyOn(&cobra.Command{
 		Use:   "verify",
 		Short: "Verify a signature over a digest with a key",
 		Long: `Verify --signature (base64, as sign printed it) over --digest (base64) with a
 key. Prints isValid true or false; a signature that does not verify is not an
 error.`,
 		Example: `  tresor key verify --hsm-name ContosoMHSM --name ec1 --algorithm ES256 --digest <base64> --signature <base64>`,
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := ref.check(cmd); err != nil {
-				return err
-			}
-			alg, d, err := keySignFlags(cmd, alg, digest)
-			if err != nil {
+	}, &ref, true,
+		func(cmd *cobra.Command) (err error) {
+			if alg, digest, err = k.parse(cmd); err != nil {
 				return err
 			}
 			if signature == "" {
 				return usagef(cmd, "--signature is required: the signature to verify, base64")
 			}
-			sig, err := keyDecodeB64(signature)
-			if err != nil {
+			if sig, err = keyDecodeB64(signature); err != nil {
 				return usagef(cmd, "--signature is not base64")
 			}
-			return a.keyCall(cmd, &ref, func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
-				valid, err := c.Verify(ctx, hsmURL, ref.name, ref.version, alg, d, sig)
-				if err != nil {
-					return nil, err
-				}
-				return keyVerifyOut{Algorithm: alg, IsValid: valid, KeyID: ref.kid(hsmURL)}, nil
-			})
+			return nil
 		},
-	}
-	ref.addFlags(cmd, true)
-	f := cmd.Flags()
-	f.StringVarP(&alg, "algorithm", "a", "", "algorithm: "+strings.Join(keySignatureAlgs, ", ")+" (required)")
-	f.StringVar(&digest, "digest", "", "the digest that was signed, base64 (required)")
-	f.StringVar(&signature, "signature", "", "the signature to verify, base64 (required)")
-	return cmd
-}
-
-func (a *app) keyRotateCommand() *cobra.Command {
-	var ref keyRef
-	cmd := &cobra.Command{
-		Use:   "rotate",
-		Short: "Make a new version of a key, of the same type and size",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := ref.check(cmd); err != nil {
-				return err
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
+			valid, err := c.Verify(ctx, hsmURL, ref.name, ref.version, alg, digest, sig)
+			if err != nil {
+				return nil, err
 			}
-			return a.keyCall(cmd, &ref, func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
-				kb, err := c.RotateKey(ctx, hsmURL, ref.name)
-				return keyBundleOutput(kb), err
-			})
-		},
-	}
-	ref.addFlags(cmd, false)
+			return keyVerifyOut{Algorithm: alg, IsValid: valid, KeyID: ref.kid(hsmURL)}, nil
+		})
+	k.addFlags(cmd, "the digest that was signed")
+	cmd.Flags().StringVar(&signature, "signature", "", "the signature to verify, base64 (required)")
 	return cmd
 }
 
 func (a *app) keyRandomCommand() *cobra.Command {
 	var (
-		h     keyHSM
+		h     hsmTarget
 		count int
 	)
-	cmd := &cobra.Command{
+	cmd := a.keyOnHSM(&cobra.Command{
 		Use:     "random",
 		Short:   "Get random bytes from the HSM",
 		Long:    `Get --count random bytes (1 to 128) from the HSM's generator, printed in base64.`,
 		Example: `  tresor key random --hsm-name ContosoMHSM --count 32 --query value -o tsv`,
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := h.check(cmd); err != nil {
-				return err
-			}
+	}, &h,
+		func(cmd *cobra.Command) error {
 			if !cmd.Flags().Changed("count") {
 				return usagef(cmd, "--count is required: how many random bytes, %d to %d", client.MinRandomBytes, client.MaxRandomBytes)
 			}
-			return a.keyCall(cmd, &h, func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
-				b, err := c.GetRandomBytes(ctx, hsmURL, count)
-				if err != nil {
-					return nil, err
-				}
-				return map[string]string{"value": base64.StdEncoding.EncodeToString(b)}, nil
-			})
+			return nil
 		},
-	}
-	h.addFlags(cmd)
-	cmd.Flags().IntVar(&count, "count", 0, "the number of random bytes, 1 to 128 (required)")
-	return cmd
-}
-
-func (a *app) keyRotationPolicyShowCommand() *cobra.Command {
-	var ref keyRef
-	cmd := &cobra.Command{
-		Use:   "show",
-		Short: "Show a key's rotation policy",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := ref.check(cmd); err != nil {
-				return err
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
+			b, err := c.GetRandomBytes(ctx, hsmURL, count)
+			if err != nil {
+				return nil, err
 			}
-			return a.keyCall(cmd, &ref, func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
-				p, err := c.GetKeyRotationPolicy(ctx, hsmURL, ref.name)
-				return rotationPolicyOutput(p), err
-			})
-		},
-	}
-	ref.addFlags(cmd, false)
+			return map[string]string{"value": base64.StdEncoding.EncodeToString(b)}, nil
+		})
+	cmd.Flags().IntVar(&count, "count", 0, "the number of random bytes, 1 to 128 (required)")
 	return cmd
 }
 
@@ -1271,8 +1041,9 @@ func (a *app) keyRotationPolicyUpdateCommand() *cobra.Command {
 	var (
 		ref   keyRef
 		value string
+		p     wire.KeyRotationPolicy
 	)
-	cmd := &cobra.Command{
+	cmd := a.keyOn(&cobra.Command{
 		Use:   "update",
 		Short: "Set a key's rotation policy",
 		Long: `Set a key's rotation policy from --value: the policy as JSON, @file, or the path
@@ -1285,25 +1056,17 @@ API and az's examples write them) or snake_case:
 
 Durations are ISO 8601; expiryTime must be at least 28 days.`,
 		Example: `  tresor key rotation-policy update --hsm-name ContosoMHSM --name rsa1 --value @policy.json`,
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := ref.check(cmd); err != nil {
-				return err
-			}
+	}, &ref, false,
+		func(cmd *cobra.Command) (err error) {
 			if value == "" {
 				return usagef(cmd, "--value is required: the rotation policy as JSON, @file or a file path")
 			}
-			p, err := parseRotationPolicy(value)
-			if err != nil {
-				return err
-			}
-			return a.keyCall(cmd, &ref, func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
-				out, err := c.UpdateKeyRotationPolicy(ctx, hsmURL, ref.name, p)
-				return rotationPolicyOutput(out), err
-			})
+			p, err = parseRotationPolicy(value)
+			return err
 		},
-	}
-	ref.addFlags(cmd, false)
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
+			return rotationPolicyOutput(c.UpdateKeyRotationPolicy(ctx, hsmURL, ref.name, p))
+		})
 	cmd.Flags().StringVar(&value, "value", "", "the rotation policy: JSON, @file or the path of a JSON file (required)")
 	return cmd
 }
@@ -1542,11 +1305,13 @@ type deletedKeyBundleOut struct {
 	ScheduledPurgeDate *string `json:"scheduledPurgeDate"`
 }
 
-func keyBundleOutput(kb *wire.KeyBundle) any {
-	if kb == nil {
-		return nil
+// keyBundleOutput is what a command prints for the key a call returned
+// with err.
+func keyBundleOutput(kb *wire.KeyBundle, err error) (any, error) {
+	if kb == nil || err != nil {
+		return nil, err
 	}
-	return keyBundleValue(*kb)
+	return keyBundleValue(*kb), nil
 }
 
 func keyBundleValue(kb wire.KeyBundle) keyBundleOut {
@@ -1582,14 +1347,16 @@ func keyReleasePolicyOutput(rp *wire.KeyReleasePolicy) *keyReleasePolicyOut {
 	return out
 }
 
-func deletedKeyBundleOutput(d *wire.DeletedKeyBundle) any {
-	if d == nil {
-		return nil
+// deletedKeyBundleOutput is what a command prints for the deleted key a
+// call returned with err.
+func deletedKeyBundleOutput(d *wire.DeletedKeyBundle, err error) (any, error) {
+	if d == nil || err != nil {
+		return nil, err
 	}
 	return deletedKeyBundleOut{
 		keyBundleOut: keyBundleValue(d.KeyBundle),
 		DeletedDate:  keyISODate(d.DeletedDate), RecoveryID: strOrNil(d.RecoveryID), ScheduledPurgeDate: keyISODate(d.ScheduledPurgeDate),
-	}
+	}, nil
 }
 
 // keyItemOut is a key in a list as az's transform_key_list_output prints it.
@@ -1647,9 +1414,11 @@ type keyLifetimeActionOut struct {
 	TimeBeforeExpiry *string `json:"timeBeforeExpiry"`
 }
 
-func rotationPolicyOutput(p *wire.KeyRotationPolicy) any {
-	if p == nil {
-		return nil
+// rotationPolicyOutput is what a command prints for the rotation policy a
+// call returned with err.
+func rotationPolicyOutput(p *wire.KeyRotationPolicy, err error) (any, error) {
+	if p == nil || err != nil {
+		return nil, err
 	}
 	out := keyRotationPolicyOut{ID: strOrNil(p.ID), LifetimeActions: []keyLifetimeActionOut{}}
 	for _, la := range p.LifetimeActions {
@@ -1660,5 +1429,5 @@ func rotationPolicyOutput(p *wire.KeyRotationPolicy) any {
 	if at := p.Attributes; at != nil {
 		out.CreatedOn, out.UpdatedOn, out.ExpiresIn = keyISODate(at.Created), keyISODate(at.Updated), strOrNil(at.ExpiryTime)
 	}
-	return out
+	return out, nil
 }

@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"context"
+
 	"github.com/spf13/cobra"
 
+	"tresor/internal/client"
 	"tresor/internal/wire"
 )
 
@@ -14,65 +17,40 @@ func (a *app) principalCommand() *cobra.Command {
 	}
 	var displayName string
 	var regionAdmin bool
-	create := &cobra.Command{
+	create := a.clientCommand(&cobra.Command{
 		Use:   "create",
 		Short: "Create a service principal; its client secret is shown only this once",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+	}, nil,
+		func(cmd *cobra.Command) error {
 			if displayName == "" {
 				return usagef(cmd, "--display-name is required")
 			}
-			c, err := a.newClient()
-			if err != nil {
-				return err
-			}
-			p, err := c.CreatePrincipal(cmd.Context(), wire.PrincipalCreate{DisplayName: displayName, RegionAdmin: regionAdmin})
-			if err != nil {
-				return err
-			}
-			return a.print(p, nil)
+			return nil
 		},
-	}
+		func(ctx context.Context, c *client.Client) (any, error) {
+			return c.CreatePrincipal(ctx, wire.PrincipalCreate{DisplayName: displayName, RegionAdmin: regionAdmin})
+		})
 	create.Flags().StringVar(&displayName, "display-name", "", "the principal's display name (required)")
 	create.Flags().BoolVar(&regionAdmin, "region-admin", false, "let the principal manage the region (HSMs, principals)")
 
-	list := &cobra.Command{
+	list := a.clientCommand(&cobra.Command{
 		Use:   "list",
 		Short: "List service principals",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.newClient()
-			if err != nil {
-				return err
-			}
-			ps, err := c.ListPrincipals(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return a.print(ps, nil)
-		},
-	}
+	}, nil, nil,
+		func(ctx context.Context, c *client.Client) (any, error) { return c.ListPrincipals(ctx) })
 
 	var id string
-	del := &cobra.Command{
+	del := a.clientCommand(&cobra.Command{
 		Use:   "delete",
 		Short: "Delete a service principal",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+	}, nil,
+		func(cmd *cobra.Command) error {
 			if id == "" {
 				return usagef(cmd, "--id is required")
 			}
-			c, err := a.newClient()
-			if err != nil {
-				return err
-			}
-			p, err := c.DeletePrincipal(cmd.Context(), id)
-			if err != nil {
-				return err
-			}
-			return a.print(p, nil)
+			return nil
 		},
-	}
+		func(ctx context.Context, c *client.Client) (any, error) { return c.DeletePrincipal(ctx, id) })
 	del.Flags().StringVar(&id, "id", "", "the principal's object id (required)")
 
 	cmd.AddCommand(create, list, del)

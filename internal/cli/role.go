@@ -6,14 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"tresor/internal/client"
+	"tresor/internal/wire"
 )
 
 // The twins of `az keyvault role definition|assignment …` (local RBAC of a
@@ -31,69 +32,42 @@ Roles grant data actions (Microsoft.KeyVault/managedHsm/…) at a scope: '/'
 		Args: cobra.NoArgs,
 	}
 	def := &cobra.Command{Use: "definition", Short: "Manage role definitions (built-in and custom)", Args: cobra.NoArgs}
-	def.AddCommand(a.roleDefinitionListCommand(), a.roleDefinitionShowCommand(), a.roleDefinitionCreateCommand(false),
-		a.roleDefinitionCreateCommand(true), a.roleDefinitionDeleteCommand())
+	def.AddCommand(
+		a.roleDefinitionListCommand(),
+		a.roleDefinitionCommand("show", "Show a role definition",
+			func(ctx context.Context, c *client.Client, hsmURL, guid string) (any, error) {
+				return definitionOutput(c.GetRoleDefinition(ctx, hsmURL, guid))
+			}),
+		a.roleDefinitionCreateCommand(false),
+		a.roleDefinitionCreateCommand(true),
+		a.roleDefinitionCommand("delete", "Delete a custom role definition",
+			func(ctx context.Context, c *client.Client, hsmURL, guid string) (any, error) {
+				_, err := c.DeleteRoleDefinition(ctx, hsmURL, guid)
+				return nil, err // az prints nothing
+			}),
+	)
 	asg := &cobra.Command{Use: "assignment", Short: "Manage role assignments", Args: cobra.NoArgs}
 	asg.AddCommand(a.roleAssignmentCreateCommand(), a.roleAssignmentListCommand(), a.roleAssignmentDeleteCommand())
 	cmd.AddCommand(def, asg)
 	return cmd
 }
 
-// dataPlaneHSM is the HSM a data-plane command talks to: --hsm-name or --id.
-// (In the role and setting commands -n is --name, as in az.)
-type dataPlaneHSM struct {
-	name, id string
-}
-
-func (h *dataPlaneHSM) addFlags(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&h.name, "hsm-name", "", "name of the managed HSM (required unless --id is given)")
-	cmd.Flags().StringVar(&h.id, "id", "", "full URI of the HSM, https://{name}.{dnsSuffix}[:port] (instead of --hsm-name)")
-}
-
-// url checks the flags and returns the HSM's base URL.
-func (h *dataPlaneHSM) url(cmd *cobra.Command, c *client.Client) (string, error) {
-	switch {
-	case h.name != "" && h.id != "":
-		return "", usagef(cmd, "give --hsm-name or --id, not both")
-	case h.id != "":
-		u, err := url.Parse(strings.TrimSpace(h.id))
-		if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
-			return "", usagef(cmd, "--id %q is not an HSM URI: want https://{name}.{dnsSuffix}[:port]", h.id)
-		}
-		return "https://" + u.Host, nil
-	case h.name == "":
-		return "", usagef(cmd, "--hsm-name (or --id) is required")
-	}
-	return c.HSMURL(cmd.Context(), h.name)
-}
-
-// check validates the flags before a client is made.
-func (h *dataPlaneHSM) check(cmd *cobra.Command) error {
-	if h.name == "" && h.id == "" {
-		return usagef(cmd, "--hsm-name (or --id) is required")
-	}
-	if h.name != "" && h.id != "" {
-		return usagef(cmd, "give --hsm-name or --id, not both")
-	}
-	return nil
-}
-
 // roleDefinitionOut is a role definition as az prints it.
 type roleDefinitionOut struct {
-	AssignableScopes []string            `json:"assignableScopes"`
-	Description      string              `json:"description"`
-	ID               string              `json:"id"`
-	Name             string              `json:"name"`
-	Permissions      []client.Permission `json:"permissions"`
-	RoleName         string              `json:"roleName"`
-	RoleType         string              `json:"roleType"`
-	Type             string              `json:"type"`
+	AssignableScopes []string          `json:"assignableScopes"`
+	Description      string            `json:"description"`
+	ID               string            `json:"id"`
+	Name             string            `json:"name"`
+	Permissions      []wire.Permission `json:"permissions"`
+	RoleName         string            `json:"roleName"`
+	RoleType         string            `json:"roleType"`
+	Type             string            `json:"type"`
 }
 
-func definitionOut(d client.RoleDefinition) roleDefinitionOut {
+func definitionOut(d wire.RoleDefinition) roleDefinitionOut {
 	perms := d.Properties.Permissions
 	if perms == nil {
-		perms = []client.Permission{}
+		perms = []wire.Permission{}
 	}
 	return roleDefinitionOut{AssignableScopes: d.Properties.AssignableScopes, Description: d.Properties.Description, ID: d.ID,
 		Name: d.Name, Permissions: perms, RoleName: d.Properties.RoleName, RoleType: d.Properties.RoleType, Type: d.Type}
@@ -108,95 +82,85 @@ func definitionTable(v any) any {
 
 func (a *app) roleDefinitionListCommand() *cobra.Command {
 	var (
-		h          dataPlaneHSM
+		h          hsmTarget
 		scope      string
 		customOnly bool
 	)
-	cmd := &cobra.Command{
+	cmd := a.onHSM(&cobra.Command{
 		Use:   "list",
 		Short: "List role definitions",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := h.check(cmd); err != nil {
-				return err
+	}, &h, definitionTable, nil,
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
+			defs, err := c.ListRoleDefinitions(ctx, hsmURL, scope, "")
+			if customOnly {
+				defs = slices.DeleteFunc(defs, func(d wire.RoleDefinition) bool { return d.Properties.RoleType != "CustomRole" })
 			}
-			c, err := a.newClient()
-			if err != nil {
-				return err
-			}
-			u, err := h.url(cmd, c)
-			if err != nil {
-				return err
-			}
-			defs, err := c.ListRoleDefinitions(cmd.Context(), u, scope, "")
-			if err != nil {
-				return err
-			}
-			out := []roleDefinitionOut{}
-			for _, d := range defs {
-				if customOnly && d.Properties.RoleType != "CustomRole" {
-					continue
-				}
-				out = append(out, definitionOut(d))
-			}
-			return a.print(out, definitionTable)
-		},
-	}
-	h.addFlags(cmd)
+			return listOf(defs, definitionOut), err
+		})
 	cmd.Flags().StringVar(&scope, "scope", "", `scope, e.g. "/" (Managed HSM keeps role definitions at "/")`)
 	optBoolVar(cmd.Flags(), &customOnly, "custom-role-only", "only show custom role definitions")
 	return cmd
 }
 
-// roleDefinitionName returns the GUID that --name or --role-id names, as
-// az does: --name wins; --role-id must contain a slash.
-func roleDefinitionName(cmd *cobra.Command, name, roleID string) (string, error) {
-	if name != "" {
-		return name, nil
-	}
-	if roleID == "" {
-		return "", usagef(cmd, "give --name or --role-id")
-	}
-	if !strings.Contains(roleID, "/") {
-		return "", usagef(cmd, "--role-id %q is not a role resource id", roleID)
-	}
-	return roleID[strings.LastIndexByte(roleID, '/')+1:], nil
+// roleDefinitionFlags are --name/-n and --role-id, which name a role
+// definition.
+type roleDefinitionFlags struct {
+	name, roleID string
 }
 
-func (a *app) roleDefinitionShowCommand() *cobra.Command {
-	var h dataPlaneHSM
-	var name, roleID string
-	cmd := &cobra.Command{
-		Use:   "show",
-		Short: "Show a role definition",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := h.check(cmd); err != nil {
-				return err
-			}
-			n, err := roleDefinitionName(cmd, name, roleID)
-			if err != nil {
-				return err
-			}
-			c, err := a.newClient()
-			if err != nil {
-				return err
-			}
-			u, err := h.url(cmd, c)
-			if err != nil {
-				return err
-			}
-			d, err := c.GetRoleDefinition(cmd.Context(), u, n)
-			if err != nil {
-				return err
-			}
-			return a.print(definitionOut(*d), nil)
-		},
+func (r *roleDefinitionFlags) addFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&r.name, "name", "n", "", `the role definition name: the GUID in its "name" property`)
+	cmd.Flags().StringVar(&r.roleID, "role-id", "", "the role definition id")
+}
+
+// guid returns the GUID that --name or --role-id names, as az does: --name
+// wins; --role-id must contain a slash.
+func (r *roleDefinitionFlags) guid(cmd *cobra.Command) (string, error) {
+	if r.name != "" {
+		return r.name, nil
 	}
-	h.addFlags(cmd)
-	cmd.Flags().StringVarP(&name, "name", "n", "", `the role definition name: the GUID in its "name" property`)
-	cmd.Flags().StringVar(&roleID, "role-id", "", "the role definition id")
+	if r.roleID == "" {
+		return "", usagef(cmd, "give --name or --role-id")
+	}
+	if !strings.Contains(r.roleID, "/") {
+		return "", usagef(cmd, "--role-id %q is not a role resource id", r.roleID)
+	}
+	return lastSegment(r.roleID), nil
+}
+
+// lastSegment returns what follows the last slash of id (all of it if it
+// has none): the name in a resource id.
+func lastSegment(id string) string {
+	return id[strings.LastIndexByte(id, '/')+1:]
+}
+
+// roleDefinitionCommand returns show or delete: a command on the role
+// definition that --name or --role-id names.
+func (a *app) roleDefinitionCommand(use, short string, call func(ctx context.Context, c *client.Client, hsmURL, guid string) (any, error)) *cobra.Command {
+	var (
+		h    hsmTarget
+		r    roleDefinitionFlags
+		guid string
+	)
+	cmd := a.onHSM(&cobra.Command{Use: use, Short: short}, &h, nil,
+		func(cmd *cobra.Command) (err error) {
+			guid, err = r.guid(cmd)
+			return err
+		},
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
+			return call(ctx, c, hsmURL, guid)
+		})
+	r.addFlags(cmd)
 	return cmd
+}
+
+// definitionOutput is what a command prints for the role definition a call
+// returned with err.
+func definitionOutput(d *wire.RoleDefinition, err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return definitionOut(*d), nil
 }
 
 // roleDefinitionInput is what --role-definition holds: az's flat shape
@@ -204,15 +168,15 @@ func (a *app) roleDefinitionShowCommand() *cobra.Command {
 // notDataActions; name or id to update), or the shape show prints, with
 // permissions.
 type roleDefinitionInput struct {
-	Name           *string             `json:"name"`
-	ID             *string             `json:"id"`
-	RoleName       string              `json:"roleName"`
-	Description    string              `json:"description"`
-	Actions        []string            `json:"actions"`
-	NotActions     []string            `json:"notActions"`
-	DataActions    []string            `json:"dataActions"`
-	NotDataActions []string            `json:"notDataActions"`
-	Permissions    []client.Permission `json:"permissions"`
+	Name           *string           `json:"name"`
+	ID             *string           `json:"id"`
+	RoleName       string            `json:"roleName"`
+	Description    string            `json:"description"`
+	Actions        []string          `json:"actions"`
+	NotActions     []string          `json:"notActions"`
+	DataActions    []string          `json:"dataActions"`
+	NotDataActions []string          `json:"notDataActions"`
+	Permissions    []wire.Permission `json:"permissions"`
 }
 
 // readRoleDefinition reads --role-definition: JSON text, @file, or the
@@ -256,96 +220,53 @@ func readRoleDefinition(arg string) (roleDefinitionInput, error) {
 }
 
 func (a *app) roleDefinitionCreateCommand(update bool) *cobra.Command {
-	var h dataPlaneHSM
-	var def string
+	var (
+		h    hsmTarget
+		def  string
+		name string
+		perm wire.Permission
+		in   roleDefinitionInput
+	)
 	use, short := "create", "Create a custom role definition"
 	if update {
 		use, short = "update", "Update a custom role definition (its JSON names it by name or id)"
 	}
-	cmd := &cobra.Command{
+	cmd := a.onHSM(&cobra.Command{
 		Use:   use,
 		Short: short,
 		Example: `  tresor role definition create --hsm-name ContosoMHSM --role-definition '{
     "roleName": "My Signer", "description": "signs with keys",
     "dataActions": ["Microsoft.KeyVault/managedHsm/keys/sign/action", "Microsoft.KeyVault/managedHsm/keys/read/action"]}'`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := h.check(cmd); err != nil {
-				return err
-			}
+	}, &h, nil,
+		func(cmd *cobra.Command) (err error) {
 			if def == "" {
 				return usagef(cmd, "--role-definition is required")
 			}
-			in, err := readRoleDefinition(def)
-			if err != nil {
+			if in, err = readRoleDefinition(def); err != nil {
 				return usagef(cmd, "--role-definition: %v", err)
 			}
-			name := newRBACGUID()
+			name = newRBACGUID()
 			if update {
 				switch {
 				case in.Name != nil && *in.Name != "":
 					name = *in.Name
 				case in.ID != nil && strings.Contains(*in.ID, "/"):
-					name = (*in.ID)[strings.LastIndexByte(*in.ID, '/')+1:]
+					name = lastSegment(*in.ID)
 				default:
 					return usagef(cmd, `--role-definition: give the role's "name" or "id" property to update it`)
 				}
 			}
-			perm := client.Permission{Actions: in.Actions, NotActions: in.NotActions, DataActions: in.DataActions, NotDataActions: in.NotDataActions}
+			perm = wire.Permission{Actions: in.Actions, NotActions: in.NotActions, DataActions: in.DataActions, NotDataActions: in.NotDataActions}
 			if in.Actions == nil && in.NotActions == nil && in.DataActions == nil && in.NotDataActions == nil && len(in.Permissions) == 1 {
 				perm = in.Permissions[0]
 			}
-			c, err := a.newClient()
-			if err != nil {
-				return err
-			}
-			u, err := h.url(cmd, c)
-			if err != nil {
-				return err
-			}
-			d, err := c.SetRoleDefinition(cmd.Context(), u, name, client.RoleDefinitionProperties{
-				RoleName: in.RoleName, Description: in.Description, RoleType: "CustomRole", Permissions: []client.Permission{perm}})
-			if err != nil {
-				return err
-			}
-			return a.print(definitionOut(*d), nil)
+			return nil
 		},
-	}
-	h.addFlags(cmd)
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
+			return definitionOutput(c.SetRoleDefinition(ctx, hsmURL, name, wire.RoleDefinitionProperties{
+				RoleName: in.RoleName, Description: in.Description, RoleType: "CustomRole", Permissions: []wire.Permission{perm}}))
+		})
 	cmd.Flags().StringVar(&def, "role-definition", "", "the role as JSON, @file, or the path of a JSON file (required)")
-	return cmd
-}
-
-func (a *app) roleDefinitionDeleteCommand() *cobra.Command {
-	var h dataPlaneHSM
-	var name, roleID string
-	cmd := &cobra.Command{
-		Use:   "delete",
-		Short: "Delete a custom role definition",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := h.check(cmd); err != nil {
-				return err
-			}
-			n, err := roleDefinitionName(cmd, name, roleID)
-			if err != nil {
-				return err
-			}
-			c, err := a.newClient()
-			if err != nil {
-				return err
-			}
-			u, err := h.url(cmd, c)
-			if err != nil {
-				return err
-			}
-			_, err = c.DeleteRoleDefinition(cmd.Context(), u, n)
-			return err // az prints nothing
-		},
-	}
-	h.addFlags(cmd)
-	cmd.Flags().StringVarP(&name, "name", "n", "", `the role definition name: the GUID in its "name" property`)
-	cmd.Flags().StringVar(&roleID, "role-id", "", "the role definition id")
 	return cmd
 }
 
@@ -369,43 +290,36 @@ func assignmentTable(v any) any {
 	})
 }
 
-// assignmentNames resolves role and principal names for az's output:
-// role names from the HSM's definitions, principal names from the
-// region's principals (if the caller may list them; else "Unknown", as
-// az says when it cannot ask the directory).
-type assignmentNames struct {
-	roles      map[string]string // lower-case GUID → roleName
-	principals map[string]string // object id → display name
-}
-
-func (a *app) assignmentNames(ctx context.Context, c *client.Client, hsmURL string) (assignmentNames, error) {
-	n := assignmentNames{roles: map[string]string{}, principals: map[string]string{}}
+// assignmentsOut returns role assignments as az prints them, with role and
+// principal names: role names from the HSM's definitions, principal names
+// from the region's principals (if the caller may list them; else
+// "Unknown", as az says when it cannot ask the directory).
+func (a *app) assignmentsOut(ctx context.Context, c *client.Client, hsmURL string, ras []wire.RoleAssignment) ([]roleAssignmentOut, error) {
+	roles := map[string]string{} // lower-case GUID → roleName
 	defs, err := c.ListRoleDefinitions(ctx, hsmURL, "/", "")
 	if err != nil {
-		return n, err
+		return nil, err
 	}
 	for _, d := range defs {
-		n.roles[strings.ToLower(d.Name)] = d.Properties.RoleName
+		roles[strings.ToLower(d.Name)] = d.Properties.RoleName
 	}
+	principals := map[string]string{} // object id → display name
 	if ps, err := c.ListPrincipals(ctx); err == nil {
 		for _, p := range ps {
-			n.principals[strings.ToLower(p.ObjectID)] = p.DisplayName
+			principals[strings.ToLower(p.ObjectID)] = p.DisplayName
 		}
 	}
-	return n, nil
-}
-
-func (n assignmentNames) out(ra client.RoleAssignment) roleAssignmentOut {
-	o := roleAssignmentOut{ID: ra.ID, Name: ra.Name, PrincipalID: ra.Properties.PrincipalID, RoleDefinitionID: ra.Properties.RoleDefinitionID,
-		Scope: ra.Properties.Scope, Type: ra.Type, PrincipalName: "Unknown", PrincipalType: "Unknown"}
-	guid := strings.ToLower(ra.Properties.RoleDefinitionID[strings.LastIndexByte(ra.Properties.RoleDefinitionID, '/')+1:])
-	if rn, ok := n.roles[guid]; ok {
-		o.RoleName = &rn
-	}
-	if pn, ok := n.principals[strings.ToLower(ra.Properties.PrincipalID)]; ok {
-		o.PrincipalName, o.PrincipalType = pn, "ServicePrincipal"
-	}
-	return o
+	return listOf(ras, func(ra wire.RoleAssignment) roleAssignmentOut {
+		o := roleAssignmentOut{ID: ra.ID, Name: ra.Name, PrincipalID: ra.Properties.PrincipalID, RoleDefinitionID: ra.Properties.RoleDefinitionID,
+			Scope: ra.Properties.Scope, Type: ra.Type, PrincipalName: "Unknown", PrincipalType: "Unknown"}
+		if rn, ok := roles[strings.ToLower(lastSegment(ra.Properties.RoleDefinitionID))]; ok {
+			o.RoleName = &rn
+		}
+		if pn, ok := principals[strings.ToLower(ra.Properties.PrincipalID)]; ok {
+			o.PrincipalName, o.PrincipalType = pn, "ServicePrincipal"
+		}
+		return o
+	}), nil
 }
 
 var (
@@ -447,7 +361,7 @@ func resolveRole(ctx context.Context, c *client.Client, hsmURL, role, scope stri
 
 // sameRoleID compares two role ids by their GUIDs.
 func sameRoleID(a, b string) bool {
-	return strings.EqualFold(a[strings.LastIndexByte(a, '/')+1:], b[strings.LastIndexByte(b, '/')+1:])
+	return strings.EqualFold(lastSegment(a), lastSegment(b))
 }
 
 // assigneeFlags are --assignee and --assignee-object-id.
@@ -473,25 +387,22 @@ func (f *assigneeFlags) resolve(cmd *cobra.Command) (string, error) {
 
 func (a *app) roleAssignmentCreateCommand() *cobra.Command {
 	var (
-		h                 dataPlaneHSM
+		h                 hsmTarget
 		who               assigneeFlags
 		role, scope, name string
 		principalType     string
+		oid               string
 	)
-	cmd := &cobra.Command{
+	cmd := a.onHSM(&cobra.Command{
 		Use:     "create",
 		Short:   "Assign a role to a principal at a scope",
 		Example: `  tresor role assignment create --hsm-name ContosoMHSM --role "Managed HSM Crypto User" --assignee-object-id <oid> --scope /keys/mykey`,
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := h.check(cmd); err != nil {
-				return err
-			}
+	}, &h, nil,
+		func(cmd *cobra.Command) (err error) {
 			if role == "" {
 				return usagef(cmd, "--role is required")
 			}
-			oid, err := who.resolve(cmd)
-			if err != nil {
+			if oid, err = who.resolve(cmd); err != nil {
 				return err
 			}
 			if oid == "" {
@@ -500,31 +411,23 @@ func (a *app) roleAssignmentCreateCommand() *cobra.Command {
 			if name == "" {
 				name = newRBACGUID()
 			}
-			c, err := a.newClient()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			u, err := h.url(cmd, c)
-			if err != nil {
-				return err
-			}
-			rid, err := resolveRole(ctx, c, u, role, scope)
-			if err != nil {
-				return err
-			}
-			ra, err := c.CreateRoleAssignment(ctx, u, scope, name, rid, oid)
-			if err != nil {
-				return err
-			}
-			names, err := a.assignmentNames(ctx, c, u)
-			if err != nil {
-				return err
-			}
-			return a.print(names.out(*ra), nil)
+			return nil
 		},
-	}
-	h.addFlags(cmd)
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
+			rid, err := resolveRole(ctx, c, hsmURL, role, scope)
+			if err != nil {
+				return nil, err
+			}
+			ra, err := c.CreateRoleAssignment(ctx, hsmURL, scope, name, rid, oid)
+			if err != nil {
+				return nil, err
+			}
+			out, err := a.assignmentsOut(ctx, c, hsmURL, []wire.RoleAssignment{*ra})
+			if err != nil {
+				return nil, err
+			}
+			return out[0], nil
+		})
 	who.add(cmd)
 	f := cmd.Flags()
 	f.StringVar(&role, "role", "", "role name, GUID or id (required)")
@@ -537,7 +440,7 @@ func (a *app) roleAssignmentCreateCommand() *cobra.Command {
 // matchAssignments lists the assignments at scope (or at "/") that match
 // the role and principal, filtering as az does: by role id, by exact scope
 // when --scope is given, by principal.
-func matchAssignments(ctx context.Context, c *client.Client, hsmURL, scope, role, oid string) ([]client.RoleAssignment, error) {
+func matchAssignments(ctx context.Context, c *client.Client, hsmURL, scope, role, oid string) ([]wire.RoleAssignment, error) {
 	all, err := c.ListRoleAssignments(ctx, hsmURL, scope, "")
 	if err != nil {
 		return nil, err
@@ -548,7 +451,7 @@ func matchAssignments(ctx context.Context, c *client.Client, hsmURL, scope, role
 			return nil, err
 		}
 	}
-	out := []client.RoleAssignment{}
+	out := []wire.RoleAssignment{}
 	for _, ra := range all {
 		if rid != "" && !sameRoleID(ra.Properties.RoleDefinitionID, rid) {
 			continue
@@ -566,47 +469,26 @@ func matchAssignments(ctx context.Context, c *client.Client, hsmURL, scope, role
 
 func (a *app) roleAssignmentListCommand() *cobra.Command {
 	var (
-		h           dataPlaneHSM
+		h           hsmTarget
 		who         assigneeFlags
 		role, scope string
+		oid         string
 	)
-	cmd := &cobra.Command{
+	cmd := a.onHSM(&cobra.Command{
 		Use:   "list",
 		Short: "List role assignments",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := h.check(cmd); err != nil {
-				return err
-			}
-			oid, err := who.resolve(cmd)
-			if err != nil {
-				return err
-			}
-			c, err := a.newClient()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			u, err := h.url(cmd, c)
-			if err != nil {
-				return err
-			}
-			ras, err := matchAssignments(ctx, c, u, scope, role, oid)
-			if err != nil {
-				return err
-			}
-			names, err := a.assignmentNames(ctx, c, u)
-			if err != nil {
-				return err
-			}
-			out := []roleAssignmentOut{}
-			for _, ra := range ras {
-				out = append(out, names.out(ra))
-			}
-			return a.print(out, assignmentTable)
+	}, &h, assignmentTable,
+		func(cmd *cobra.Command) (err error) {
+			oid, err = who.resolve(cmd)
+			return err
 		},
-	}
-	h.addFlags(cmd)
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
+			ras, err := matchAssignments(ctx, c, hsmURL, scope, role, oid)
+			if err != nil {
+				return nil, err
+			}
+			return a.assignmentsOut(ctx, c, hsmURL, ras)
+		})
 	who.add(cmd)
 	cmd.Flags().StringVar(&role, "role", "", "only assignments of this role (name, GUID or id)")
 	cmd.Flags().StringVar(&scope, "scope", "", `only assignments at exactly this scope: "/", "/keys" or "/keys/{key name}"`)
@@ -615,72 +497,49 @@ func (a *app) roleAssignmentListCommand() *cobra.Command {
 
 func (a *app) roleAssignmentDeleteCommand() *cobra.Command {
 	var (
-		h                 dataPlaneHSM
+		h                 hsmTarget
 		who               assigneeFlags
 		role, scope, name string
 		ids               []string
+		oid               string
 	)
-	cmd := &cobra.Command{
+	cmd := a.onHSM(&cobra.Command{
 		Use:   "delete",
 		Short: "Delete role assignments (by --name, by --ids, or all that match --role and --assignee-object-id)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := h.check(cmd); err != nil {
-				return err
-			}
-			oid, err := who.resolve(cmd)
-			if err != nil {
+	}, &h, nil,
+		func(cmd *cobra.Command) (err error) {
+			if oid, err = who.resolve(cmd); err != nil {
 				return err
 			}
 			if len(ids) == 0 && name == "" && role == "" && oid == "" {
 				return usagef(cmd, "give --ids, --name, or --role and/or --assignee-object-id to say which assignments to delete")
 			}
-			c, err := a.newClient()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			u, err := h.url(cmd, c)
-			if err != nil {
-				return err
-			}
+			return nil
+		},
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
 			var targets []string
 			switch {
 			case len(ids) > 0:
-				for _, id := range ids {
-					targets = append(targets, id[strings.LastIndexByte(id, '/')+1:])
-				}
+				targets = listOf(ids, lastSegment)
 			case name != "":
 				targets = []string{name}
 			default:
-				ras, err := matchAssignments(ctx, c, u, scope, role, oid)
+				ras, err := matchAssignments(ctx, c, hsmURL, scope, role, oid)
 				if err != nil {
-					return err
+					return nil, err
 				}
-				for _, ra := range ras {
-					targets = append(targets, ra.Name)
-				}
+				targets = listOf(ras, func(ra wire.RoleAssignment) string { return ra.Name })
 			}
-			var deleted []client.RoleAssignment
+			var deleted []wire.RoleAssignment
 			for _, t := range targets {
-				ra, err := c.DeleteRoleAssignment(ctx, u, scope, t)
+				ra, err := c.DeleteRoleAssignment(ctx, hsmURL, scope, t)
 				if err != nil {
-					return err
+					return nil, err
 				}
 				deleted = append(deleted, *ra)
 			}
-			names, err := a.assignmentNames(ctx, c, u)
-			if err != nil {
-				return err
-			}
-			out := []roleAssignmentOut{}
-			for _, ra := range deleted {
-				out = append(out, names.out(ra))
-			}
-			return a.print(out, nil)
-		},
-	}
-	h.addFlags(cmd)
+			return a.assignmentsOut(ctx, c, hsmURL, deleted)
+		})
 	who.add(cmd)
 	f := cmd.Flags()
 	f.StringVar(&role, "role", "", "delete the assignments of this role (name, GUID or id)")

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -60,57 +59,11 @@ sends the result. See docs/security-domain.md.`,
 	return cmd
 }
 
-// hsmTarget is the HSM a data-plane command talks to: --hsm-name or --id.
-type hsmTarget struct {
-	name, id string
-}
-
-func (t *hsmTarget) addFlags(cmd *cobra.Command) {
-	hsmNameFlag(cmd, &t.name)
-	cmd.Flags().StringVar(&t.id, "id", "", "full URI of the HSM, https://{name}.{dnsSuffix}[:port] (instead of --hsm-name)")
-}
-
-// check validates the flags before anything else happens.
-func (t *hsmTarget) check(cmd *cobra.Command) error {
-	switch {
-	case t.name != "" && t.id != "":
-		return usagef(cmd, "give --hsm-name or --id, not both")
-	case t.name == "" && t.id == "":
-		return usagef(cmd, "--hsm-name (or --id) is required")
-	case t.id != "":
-		if _, err := parseHSMID(t.id); err != nil {
-			return usagef(cmd, "--id: %v", err)
-		}
-	}
-	return nil
-}
-
-// url returns the HSM's base URL.
-func (t *hsmTarget) url(ctx context.Context, c *client.Client) (string, error) {
-	if t.id != "" {
-		return parseHSMID(t.id)
-	}
-	return c.HSMURL(ctx, t.name)
-}
-
-// label names the HSM in progress messages.
-func (t *hsmTarget) label() string {
-	if t.name != "" {
-		return t.name
-	}
-	return t.id
-}
-
-// parseHSMID checks an --id and returns it as https://host[:port].
-func parseHSMID(id string) (string, error) {
-	u, err := url.Parse(strings.TrimSpace(id))
-	if err != nil {
-		return "", err
-	}
-	if u.Scheme != "https" || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("%q is not an HSM URI: want https://{name}.{dnsSuffix}[:port]", id)
-	}
-	return "https://" + u.Host, nil
+// sdCommand completes cmd, a security-domain command on the HSM that
+// target names, as [app.onHSM]; -n is --hsm-name here, as in az.
+func (a *app) sdCommand(cmd *cobra.Command, target *hsmTarget, check func(cmd *cobra.Command) error, call hsmCallFunc) *cobra.Command {
+	target.short = "n"
+	return a.onHSM(cmd, target, nil, check, call)
 }
 
 func (a *app) sdDownloadCommand() *cobra.Command {
@@ -120,8 +73,9 @@ func (a *app) sdDownloadCommand() *cobra.Command {
 		quorum  int
 		outFile string
 		noWait  bool
+		jwks    []wire.SecurityDomainJWK
 	)
-	cmd := &cobra.Command{
+	cmd := a.sdCommand(&cobra.Command{
 		Use:   "download",
 		Short: "Download the security domain, encrypted to custodian certificates; this activates a new HSM",
 		Long: `Download the HSM's security domain, encrypted to 3 to 10 custodian
@@ -134,11 +88,8 @@ an existing file is never overwritten. Prints the operation's final status.`,
   done
   tresor security-domain download --hsm-name ContosoMHSM \
     --sd-wrapping-keys cert_0.cer cert_1.cer cert_2.cer --sd-quorum 2 --security-domain-file ContosoMHSM-SD.json`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := target.check(cmd); err != nil {
-				return err
-			}
+	}, &target,
+		func(cmd *cobra.Command) (err error) {
 			switch {
 			case outFile == "":
 				return usagef(cmd, "--security-domain-file is required: the file to write the security domain to")
@@ -160,37 +111,26 @@ an existing file is never overwritten. Prints the operation's final status.`,
 			if quorum > n {
 				return usagef(cmd, "--sd-quorum %d is more than the %d wrapping keys: the security domain could never be decrypted", quorum, n)
 			}
-			jwks, err := custodianJWKs(certs)
-			if err != nil {
-				return err
-			}
-			c, err := a.newClient()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			hsmURL, err := target.url(ctx, c)
-			if err != nil {
-				return err
-			}
+			jwks, err = custodianJWKs(certs)
+			return err
+		},
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
 			file, op, err := c.BeginDownloadSecurityDomain(ctx, hsmURL, jwks, quorum)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if noWait {
-				return writeNewFile(outFile, file, secretFileMode)
+				return nil, writeNewFile(outFile, file, secretFileMode)
 			}
-			st, err := a.sdWait(ctx, op, target)
+			st, err := a.sdWait(ctx, op, &target)
 			if err != nil {
-				return err // Failed: the file is not written, as in az
+				return nil, err // Failed: the file is not written, as in az
 			}
 			if err := writeNewFile(outFile, file, secretFileMode); err != nil {
-				return err
+				return nil, err
 			}
-			return a.print(sdStatusOutput(st), nil)
-		},
-	}
-	target.addFlags(cmd)
+			return sdStatusOutput(st, nil)
+		})
 	f := cmd.Flags()
 	f.StringArrayVar(&certs, "sd-wrapping-keys", nil, "custodian certificates (PEM), 3 to 10, space-separated (required)")
 	f.IntVar(&quorum, "sd-quorum", 0, "how many custodians' private keys decrypt the security domain, 2 to the number of certificates (required)")
@@ -246,7 +186,7 @@ func firstPEM(data []byte, typ string) *pem.Block {
 func (a *app) sdInitRecoveryCommand() *cobra.Command {
 	var target hsmTarget
 	var exchangeFile string
-	cmd := &cobra.Command{
+	cmd := a.sdCommand(&cobra.Command{
 		Use:   "init-recovery",
 		Short: "Put a new HSM into recovery mode and write its exchange certificate",
 		Long: `Put a NotActivated HSM into recovery mode and write its exchange (transfer)
@@ -255,37 +195,23 @@ re-encrypts a security domain to this certificate; 'upload' sends the result
 to the HSM. Asking again returns the same certificate until an upload
 succeeds. An existing file is never overwritten.`,
 		Example: `  tresor security-domain init-recovery --hsm-name ContosoMHSM2 --sd-exchange-key ContosoMHSM2-SDE.cer`,
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := target.check(cmd); err != nil {
-				return err
-			}
+	}, &target,
+		func(cmd *cobra.Command) error {
 			if exchangeFile == "" {
 				return usagef(cmd, "--sd-exchange-key is required: the file to write the exchange certificate to")
 			}
-			if err := checkNewFile(exchangeFile); err != nil {
-				return err
-			}
-			c, err := a.newClient()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			hsmURL, err := target.url(ctx, c)
-			if err != nil {
-				return err
-			}
+			return checkNewFile(exchangeFile)
+		},
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
 			der, err := c.SecurityDomainTransferKey(ctx, hsmURL)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if _, err := securitydomain.ParseCertificate(der); err != nil {
-				return fmt.Errorf("the HSM's exchange certificate is not usable: %s", trimSD(err))
+				return nil, fmt.Errorf("the HSM's exchange certificate is not usable: %s", trimSD(err))
 			}
-			return writeNewFile(exchangeFile, securitydomain.CertificatePEM(der), publicFileMode)
-		},
-	}
-	target.addFlags(cmd)
+			return nil, writeNewFile(exchangeFile, securitydomain.CertificatePEM(der), publicFileMode)
+		})
 	cmd.Flags().StringVar(&exchangeFile, "sd-exchange-key", "", "the file to write the exchange certificate to (PEM); must not exist (required)")
 	return cmd
 }
@@ -512,8 +438,9 @@ func (a *app) sdUploadCommand() *cobra.Command {
 		in          restoreInput
 		restoreBlob bool
 		noWait      bool
+		blob        []byte
 	)
-	cmd := &cobra.Command{
+	cmd := a.sdCommand(&cobra.Command{
 		Use:   "upload",
 		Short: "Restore a security domain into a new HSM in recovery mode; this activates it",
 		Long: `Send a security domain to an HSM that init-recovery put into recovery mode.
@@ -525,57 +452,35 @@ offline machine keeps them off the network). Prints the operation's final
 status (with --no-wait, the server's first answer); a failed upload leaves
 the HSM as it was and exits with code 2.`,
 		Example: `  tresor security-domain upload --hsm-name ContosoMHSM2 --sd-file restore_blob.json --restore-blob`,
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := target.check(cmd); err != nil {
-				return err
-			}
+	}, &target,
+		func(cmd *cobra.Command) (err error) {
 			if in.sdFile == "" {
 				return usagef(cmd, "--sd-file is required: the restore blob (with --restore-blob) or the security-domain file")
 			}
-			var blob []byte
 			if restoreBlob {
-				var err error
-				if blob, err = readRestoreBlob(in.sdFile); err != nil {
-					return err
-				}
-			} else {
-				if err := in.checkFlags(cmd); err != nil {
-					return err
-				}
-				var err error
-				if blob, err = buildRestoreBlob(in); err != nil {
-					return err
-				}
-			}
-			c, err := a.newClient()
-			if err != nil {
+				blob, err = readRestoreBlob(in.sdFile)
 				return err
 			}
-			ctx := cmd.Context()
-			hsmURL, err := target.url(ctx, c)
-			if err != nil {
+			if err := in.checkFlags(cmd); err != nil {
 				return err
 			}
+			blob, err = buildRestoreBlob(in)
+			return err
+		},
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
 			first, op, err := c.BeginUploadSecurityDomain(ctx, hsmURL, blob)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if noWait {
 				if strings.EqualFold(first.Status, client.SecurityDomainFailed) {
 					// The server decided at once: say so, as waiting would.
-					return &client.Error{Status: http.StatusAccepted, Code: "SecurityDomainUploadFailed", Message: first.StatusDetails}
+					return nil, &client.Error{Status: http.StatusAccepted, Code: "SecurityDomainUploadFailed", Message: first.StatusDetails}
 				}
-				return a.print(sdStatusOutput(first), nil)
+				return sdStatusOutput(first, nil)
 			}
-			st, err := a.sdWait(ctx, op, target)
-			if err != nil {
-				return err
-			}
-			return a.print(sdStatusOutput(st), nil)
-		},
-	}
-	target.addFlags(cmd)
+			return sdStatusOutput(a.sdWait(ctx, op, &target))
+		})
 	f := cmd.Flags()
 	f.StringVar(&in.sdFile, "sd-file", "", "the restore blob (with --restore-blob) or the security-domain file (required)")
 	f.BoolVar(&restoreBlob, "restore-blob", false, "--sd-file is a restore blob from 'restore-blob': send it as it is")
@@ -607,46 +512,31 @@ func readRestoreBlob(path string) ([]byte, error) {
 func (a *app) sdWaitCommand() *cobra.Command {
 	var target hsmTarget
 	var operation string
-	cmd := &cobra.Command{
+	cmd := a.sdCommand(&cobra.Command{
 		Use:   "wait",
 		Short: "Wait until the HSM's last security-domain operation ends, and print its status",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := target.check(cmd); err != nil {
-				return err
-			}
+	}, &target,
+		func(cmd *cobra.Command) error {
 			operation = strings.ToLower(operation)
 			if !slices.Contains([]string{client.SecurityDomainUpload, client.SecurityDomainDownload}, operation) {
 				return usagef(cmd, "--target-operation %q: choose upload or download", operation)
 			}
-			c, err := a.newClient()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			hsmURL, err := target.url(ctx, c)
-			if err != nil {
-				return err
-			}
+			return nil
+		},
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
 			op, err := c.SecurityDomainOperationOf(hsmURL, operation)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			st, err := a.sdWait(ctx, op, target)
-			if err != nil {
-				return err
-			}
-			return a.print(sdStatusOutput(st), nil)
-		},
-	}
-	target.addFlags(cmd)
+			return sdStatusOutput(a.sdWait(ctx, op, &target))
+		})
 	cmd.Flags().StringVar(&operation, "target-operation", client.SecurityDomainUpload, "the operation to wait for: upload or download")
 	return cmd
 }
 
 // sdWait waits for a security-domain operation, at most sdWaitTimeout,
 // showing its status on stderr when stderr is a terminal.
-func (a *app) sdWait(ctx context.Context, op *client.SecurityDomainOperation, target hsmTarget) (*wire.SecurityDomainStatus, error) {
+func (a *app) sdWait(ctx context.Context, op *client.SecurityDomainOperation, target *hsmTarget) (*wire.SecurityDomainStatus, error) {
 	ctx, cancel := context.WithTimeout(ctx, sdWaitTimeout)
 	defer cancel()
 	what := "Security-domain " + op.Kind() + " of " + target.label()
@@ -662,12 +552,8 @@ func (a *app) sdWait(ctx context.Context, op *client.SecurityDomainOperation, ta
 		fmt.Fprint(a.env.Stderr, "\r\033[K")
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		flag := "--hsm-name " + target.name
-		if target.name == "" {
-			flag = "--id " + target.id
-		}
 		return nil, withHint(fmt.Errorf("gave up waiting for the security-domain %s after %v; it may still be running", op.Kind(), sdWaitTimeout),
-			fmt.Sprintf("check it with 'tresor security-domain wait %s --target-operation %s'", flag, op.Kind()))
+			fmt.Sprintf("check it with 'tresor security-domain wait %s --target-operation %s'", target.flag(), op.Kind()))
 	}
 	return st, err
 }
@@ -679,13 +565,18 @@ type sdStatus struct {
 	StatusDetails *string `json:"statusDetails"`
 }
 
-func sdStatusOutput(st *wire.SecurityDomainStatus) sdStatus {
+// sdStatusOutput is what a command prints for the status a call returned
+// with err.
+func sdStatusOutput(st *wire.SecurityDomainStatus, err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
 	out := sdStatus{Status: st.Status}
 	if st.StatusDetails != "" {
 		d := st.StatusDetails
 		out.StatusDetails = &d
 	}
-	return out
+	return out, nil
 }
 
 // azErrorf returns an error whose message is one of az's, capitalized and

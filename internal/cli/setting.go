@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"context"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"tresor/internal/client"
+	"tresor/internal/wire"
 )
 
 // The twins of `az keyvault setting list|show|update` (spec §5.4).
@@ -17,8 +19,17 @@ type settingOut struct {
 	Value       string `json:"value"`
 }
 
-func toSettingOut(s client.Setting) settingOut {
+func toSettingOut(s wire.Setting) settingOut {
 	return settingOut{Name: s.Name, SettingType: s.Type, Value: s.Value}
+}
+
+// settingOutput is what a command prints for the setting a call returned
+// with err.
+func settingOutput(s *wire.Setting, err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return toSettingOut(*s), nil
 }
 
 func (a *app) settingCommand() *cobra.Command {
@@ -27,101 +38,53 @@ func (a *app) settingCommand() *cobra.Command {
 		Short: "Show and change a managed HSM's settings",
 		Args:  cobra.NoArgs,
 	}
-	var lh dataPlaneHSM
-	list := &cobra.Command{
+	var lh hsmTarget
+	list := a.onHSM(&cobra.Command{
 		Use:   "list",
 		Short: "List the managed HSM's settings",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := lh.check(cmd); err != nil {
-				return err
-			}
-			c, err := a.newClient()
-			if err != nil {
-				return err
-			}
-			u, err := lh.url(cmd, c)
-			if err != nil {
-				return err
-			}
-			all, err := c.ListSettings(cmd.Context(), u)
-			if err != nil {
-				return err
-			}
-			out := []settingOut{}
-			for _, s := range all {
-				out = append(out, toSettingOut(s))
-			}
-			return a.print(out, nil)
-		},
-	}
-	lh.addFlags(list)
+	}, &lh, nil, nil,
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
+			all, err := c.ListSettings(ctx, hsmURL)
+			return listOf(all, toSettingOut), err
+		})
 
-	var sh dataPlaneHSM
+	var sh hsmTarget
 	var showName string
-	show := &cobra.Command{
+	show := a.onHSM(&cobra.Command{
 		Use:     "show",
 		Short:   "Show one setting",
 		Example: "  tresor setting show --hsm-name ContosoMHSM --name AllowKeyManagementOperationsThroughARM",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := sh.check(cmd); err != nil {
-				return err
-			}
+	}, &sh, nil,
+		func(cmd *cobra.Command) error {
 			if showName == "" {
 				return usagef(cmd, "--name is required")
 			}
-			c, err := a.newClient()
-			if err != nil {
-				return err
-			}
-			u, err := sh.url(cmd, c)
-			if err != nil {
-				return err
-			}
-			s, err := c.GetSetting(cmd.Context(), u, showName)
-			if err != nil {
-				return err
-			}
-			return a.print(toSettingOut(*s), nil)
+			return nil
 		},
-	}
-	sh.addFlags(show)
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
+			return settingOutput(c.GetSetting(ctx, hsmURL, showName))
+		})
 	show.Flags().StringVarP(&showName, "name", "n", "", "name of the setting (required)")
 
-	var uh dataPlaneHSM
+	var uh hsmTarget
 	var updName, value, typ string
-	update := &cobra.Command{
+	update := a.onHSM(&cobra.Command{
 		Use:     "update",
 		Short:   "Change one setting",
 		Example: "  tresor setting update --hsm-name ContosoMHSM --name AllowKeyManagementOperationsThroughARM --value true",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := uh.check(cmd); err != nil {
-				return err
-			}
+	}, &uh, nil,
+		func(cmd *cobra.Command) error {
 			if updName == "" || !cmd.Flags().Changed("value") {
 				return usagef(cmd, "--name and --value are required")
 			}
 			if typ != "" && !strings.EqualFold(typ, "boolean") {
 				return usagef(cmd, "--type %q: the only setting type is boolean", typ)
 			}
-			c, err := a.newClient()
-			if err != nil {
-				return err
-			}
-			u, err := uh.url(cmd, c)
-			if err != nil {
-				return err
-			}
-			s, err := c.UpdateSetting(cmd.Context(), u, updName, value)
-			if err != nil {
-				return err
-			}
-			return a.print(toSettingOut(*s), nil)
+			return nil
 		},
-	}
-	uh.addFlags(update)
+		func(ctx context.Context, c *client.Client, hsmURL string) (any, error) {
+			return settingOutput(c.UpdateSetting(ctx, hsmURL, updName, value))
+		})
 	update.Flags().StringVarP(&updName, "name", "n", "", "name of the setting (required)")
 	update.Flags().StringVar(&value, "value", "", "the new value, e.g. true or false (required)")
 	update.Flags().StringVar(&typ, "type", "", "type of the value: boolean (optional)")

@@ -1,26 +1,14 @@
 package client
 
 import (
-	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/pbkdf2"
 	"crypto/rsa"
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/sha512"
-	"crypto/subtle"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"hash"
 	"math/big"
 	"net/http"
 	"net/url"
@@ -29,6 +17,7 @@ import (
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 
+	"tresor/internal/crypto/pemkey"
 	"tresor/internal/wire"
 )
 
@@ -460,14 +449,9 @@ var (
 	ErrPEMIncorrectPassword = errors.New("incorrect password for the private key")
 )
 
-// Object identifiers of EC keys.
-var (
-	oidECPublicKey  = asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
-	oidCurveP256    = asn1.ObjectIdentifier{1, 2, 840, 10045, 3, 1, 7}
-	oidCurveP384    = asn1.ObjectIdentifier{1, 3, 132, 0, 34}
-	oidCurveP521    = asn1.ObjectIdentifier{1, 3, 132, 0, 35}
-	oidCurveSecp256 = asn1.ObjectIdentifier{1, 3, 132, 0, 10} // secp256k1
-)
+// oidCurveSecp256k1 names the curve secp256k1 (P-256K), which
+// crypto/ecdsa does not implement.
+var oidCurveSecp256k1 = asn1.ObjectIdentifier{1, 3, 132, 0, 10}
 
 // PrivateKeyJWK turns a PEM private key into the JWK that a key import
 // sends, with its private parts, as az keyvault key import does: kty "RSA"
@@ -478,178 +462,41 @@ var (
 // (SEC 1) — the latter two optionally with legacy "Proc-Type: 4,ENCRYPTED"
 // encryption — and "ENCRYPTED PRIVATE KEY" (PKCS#8 with PBES2: PBKDF2 with
 // HMAC-SHA-1/-256/-384/-512 and AES-CBC), skipping other blocks such as
-// certificates. password is used for encrypted keys only; a missing or
-// wrong one gives [ErrPEMPasswordRequired] or [ErrPEMIncorrectPassword].
-// Other key types are refused. Errors never contain key material.
+// certificates (see [pemkey.ParsePrivateKey]). password is used for
+// encrypted keys only; a missing or wrong one gives [ErrPEMPasswordRequired]
+// or [ErrPEMIncorrectPassword]. Other key types are refused. Errors never
+// contain key material.
 func PrivateKeyJWK(pemData, password []byte) (wire.JSONWebKey, error) {
-	rest := pemData
-	sawPEM := false
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		sawPEM = true
-		switch block.Type {
-		case "PRIVATE KEY":
-			return pkcs8JWK(block.Bytes)
-		case "ENCRYPTED PRIVATE KEY":
-			der, err := decryptPKCS8(block.Bytes, password)
-			if err != nil {
-				return wire.JSONWebKey{}, err
-			}
-			defer clear(der)
-			return pkcs8JWK(der)
-		case "RSA PRIVATE KEY", "EC PRIVATE KEY":
-			encrypted := isLegacyEncrypted(block)
-			der, err := legacyPEMBytes(block, password)
-			if err != nil {
-				return wire.JSONWebKey{}, err
-			}
-			if encrypted {
-				defer clear(der)
-			}
-			if block.Type == "RSA PRIVATE KEY" {
-				key, err := x509.ParsePKCS1PrivateKey(der)
-				if err != nil {
-					if encrypted {
-						// Legacy encryption has no MAC: a wrong password
-						// usually shows up here.
-						return wire.JSONWebKey{}, ErrPEMIncorrectPassword
-					}
-					return wire.JSONWebKey{}, errors.New("not a valid PKCS#1 RSA private key")
-				}
-				return rsaJWK(key)
-			}
-			jwk, err := sec1JWK(der, nil)
-			if err != nil && encrypted {
-				return wire.JSONWebKey{}, ErrPEMIncorrectPassword
-			}
-			return jwk, err
-		case "PUBLIC KEY", "RSA PUBLIC KEY", "CERTIFICATE":
-			continue
-		case "DSA PRIVATE KEY", "OPENSSH PRIVATE KEY":
-			return wire.JSONWebKey{}, fmt.Errorf("unsupported private key (%s): only RSA and EC keys can be imported", block.Type)
-		}
-	}
-	if sawPEM {
-		return wire.JSONWebKey{}, errors.New("no private key in the PEM data (a public key or certificate cannot be imported)")
-	}
-	return wire.JSONWebKey{}, errors.New("no PEM private key found (-----BEGIN PRIVATE KEY-----)")
-}
-
-// isLegacyEncrypted reports whether block has legacy PEM encryption
-// ("Proc-Type: 4,ENCRYPTED").
-func isLegacyEncrypted(block *pem.Block) bool {
-	//lint:ignore SA1019 legacy PEM encryption is insecure but openssl -traditional still writes it; we only read it
-	return x509.IsEncryptedPEMBlock(block)
-}
-
-// legacyPEMBytes returns a PKCS#1 or SEC 1 block's DER, decrypting legacy
-// PEM encryption with password.
-func legacyPEMBytes(block *pem.Block, password []byte) ([]byte, error) {
-	if !isLegacyEncrypted(block) {
-		return block.Bytes, nil
-	}
-	if len(password) == 0 {
-		return nil, ErrPEMPasswordRequired
-	}
-	//lint:ignore SA1019 see above
-	der, err := x509.DecryptPEMBlock(block, password)
-	if err != nil {
-		if errors.Is(err, x509.IncorrectPasswordError) {
-			return nil, ErrPEMIncorrectPassword
-		}
-		return nil, fmt.Errorf("decrypting the private key: %v", err)
-	}
-	return der, nil
-}
-
-type pkcs8Info struct {
-	Version    int
-	Algo       pkix.AlgorithmIdentifier
-	PrivateKey []byte
-}
-
-// pkcs8JWK parses PKCS#8 DER. Go's x509 knows RSA and the NIST curves;
-// secp256k1 keys are parsed here.
-func pkcs8JWK(der []byte) (wire.JSONWebKey, error) {
-	key, err := x509.ParsePKCS8PrivateKey(der)
-	if err == nil {
-		switch k := key.(type) {
-		case *rsa.PrivateKey:
-			return rsaJWK(k)
-		case *ecdsa.PrivateKey:
-			return ecdsaJWK(k)
-		default:
-			return wire.JSONWebKey{}, fmt.Errorf("unsupported private key (%T): only RSA and EC keys can be imported", key)
-		}
-	}
-	var info pkcs8Info
-	if rest, aerr := asn1.Unmarshal(der, &info); aerr != nil || len(rest) != 0 {
-		return wire.JSONWebKey{}, fmt.Errorf("not a valid PKCS#8 private key: %v", err)
-	}
-	if !info.Algo.Algorithm.Equal(oidECPublicKey) {
-		return wire.JSONWebKey{}, fmt.Errorf("unsupported private key: %v", err)
-	}
-	var curve asn1.ObjectIdentifier
-	if rest, aerr := asn1.Unmarshal(info.Algo.Parameters.FullBytes, &curve); aerr != nil || len(rest) != 0 {
-		return wire.JSONWebKey{}, errors.New("not a valid PKCS#8 EC private key: bad curve parameters")
-	}
-	return sec1JWK(info.PrivateKey, curve)
-}
-
-// ecPrivateKey is SEC 1's ECPrivateKey.
-type ecPrivateKey struct {
-	Version       int
-	PrivateKey    []byte
-	NamedCurveOID asn1.ObjectIdentifier `asn1:"optional,explicit,tag:0"`
-	PublicKey     asn1.BitString        `asn1:"optional,explicit,tag:1"`
-}
-
-// sec1JWK parses SEC 1 DER; curve (from PKCS#8) is used when the key names
-// none.
-func sec1JWK(der []byte, curve asn1.ObjectIdentifier) (wire.JSONWebKey, error) {
-	var k ecPrivateKey
-	if rest, err := asn1.Unmarshal(der, &k); err != nil || len(rest) != 0 {
-		return wire.JSONWebKey{}, errors.New("not a valid EC private key")
-	}
-	defer clear(k.PrivateKey)
-	if len(k.NamedCurveOID) > 0 {
-		curve = k.NamedCurveOID
-	}
-	var c elliptic.Curve
+	key, err := pemkey.ParsePrivateKey(pemData, password)
+	var unsupported *pemkey.UnsupportedKeyError
 	switch {
-	case curve.Equal(oidCurveP256):
-		c = elliptic.P256()
-	case curve.Equal(oidCurveP384):
-		c = elliptic.P384()
-	case curve.Equal(oidCurveP521):
-		c = elliptic.P521()
-	case curve.Equal(oidCurveSecp256):
-		return secp256k1JWK(k.PrivateKey)
-	case len(curve) == 0:
-		return wire.JSONWebKey{}, errors.New("the EC private key names no curve")
+	case errors.Is(err, pemkey.ErrPasswordRequired):
+		return wire.JSONWebKey{}, ErrPEMPasswordRequired
+	case errors.Is(err, pemkey.ErrIncorrectPassword):
+		return wire.JSONWebKey{}, ErrPEMIncorrectPassword
+	case errors.Is(err, pemkey.ErrNotPEM):
+		return wire.JSONWebKey{}, errors.New("no PEM private key found (-----BEGIN PRIVATE KEY-----)")
+	case errors.Is(err, pemkey.ErrNoPrivateKey):
+		return wire.JSONWebKey{}, errors.New("no private key in the PEM data (a public key or certificate cannot be imported)")
+	case errors.As(err, &unsupported):
+		return wire.JSONWebKey{}, fmt.Errorf("unsupported private key (%s): only RSA and EC keys can be imported", unsupported.Type)
+	case err != nil:
+		return wire.JSONWebKey{}, err
+	}
+	switch k := key.(type) {
+	case *rsa.PrivateKey:
+		return rsaJWK(k)
+	case *ecdsa.PrivateKey:
+		return ecdsaJWK(k)
+	case *pemkey.ECKey:
+		defer clear(k.D)
+		if !k.Curve.Equal(oidCurveSecp256k1) {
+			return wire.JSONWebKey{}, fmt.Errorf("unsupported curve %s: use P-256, P-256K, P-384 or P-521", k.Curve)
+		}
+		return secp256k1JWK(k.D)
 	default:
-		return wire.JSONWebKey{}, fmt.Errorf("unsupported curve %s: use P-256, P-256K, P-384 or P-521", curve)
+		return wire.JSONWebKey{}, fmt.Errorf("unsupported private key (%T): only RSA and EC keys can be imported", key)
 	}
-	size := (c.Params().BitSize + 7) / 8
-	d := k.PrivateKey
-	for len(d) > size && d[0] == 0 {
-		d = d[1:]
-	}
-	if len(d) > size {
-		return wire.JSONWebKey{}, errors.New("the EC private key is too long for its curve")
-	}
-	padded := make([]byte, size)
-	copy(padded[size-len(d):], d)
-	defer clear(padded)
-	priv, err := ecdsa.ParseRawPrivateKey(c, padded)
-	if err != nil {
-		return wire.JSONWebKey{}, errors.New("the EC private key is out of range for its curve")
-	}
-	return ecdsaJWK(priv)
 }
 
 func secp256k1JWK(d []byte) (wire.JSONWebKey, error) {
@@ -711,127 +558,4 @@ func rsaJWK(k *rsa.PrivateKey) (wire.JSONWebKey, error) {
 		P: i(k.Primes[0]), Q: i(k.Primes[1]),
 		DP: i(k.Precomputed.Dp), DQ: i(k.Precomputed.Dq), QI: i(k.Precomputed.Qinv),
 	}, nil
-}
-
-// PKCS#8 EncryptedPrivateKeyInfo with PBES2 (RFC 8018).
-
-var (
-	oidPBES2        = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 13}
-	oidPBKDF2       = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 12}
-	oidHMACWithSHA1 = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 7}
-	oidHMACSHA256   = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 9}
-	oidHMACSHA384   = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 10}
-	oidHMACSHA512   = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 11}
-	oidAES128CBC    = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 2}
-	oidAES192CBC    = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 22}
-	oidAES256CBC    = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 42}
-)
-
-// maxPBKDF2Rounds bounds the work a hostile key file can demand.
-const maxPBKDF2Rounds = 10_000_000
-
-// decryptPKCS8 decrypts an EncryptedPrivateKeyInfo (PBES2, PBKDF2, AES-CBC)
-// and returns the PKCS#8 DER inside.
-func decryptPKCS8(der, password []byte) ([]byte, error) {
-	bad := func(what string) error { return fmt.Errorf("encrypted private key: %s", what) }
-	unmarshal := func(b []byte, out any) bool {
-		rest, err := asn1.Unmarshal(b, out)
-		return err == nil && len(rest) == 0
-	}
-	var info struct {
-		Algorithm     pkix.AlgorithmIdentifier
-		EncryptedData []byte
-	}
-	if !unmarshal(der, &info) {
-		return nil, bad("not a valid EncryptedPrivateKeyInfo")
-	}
-	if !info.Algorithm.Algorithm.Equal(oidPBES2) {
-		return nil, bad("only PBES2 encryption is supported (openssl pkcs8 -topk8 -v2 aes-256-cbc)")
-	}
-	var params struct {
-		KeyDerivationFunc pkix.AlgorithmIdentifier
-		EncryptionScheme  pkix.AlgorithmIdentifier
-	}
-	if !unmarshal(info.Algorithm.Parameters.FullBytes, &params) {
-		return nil, bad("invalid PBES2 parameters")
-	}
-	if !params.KeyDerivationFunc.Algorithm.Equal(oidPBKDF2) {
-		return nil, bad("only PBKDF2 key derivation is supported")
-	}
-	var kdf struct {
-		Salt           []byte
-		IterationCount int
-		KeyLength      int                      `asn1:"optional"`
-		PRF            pkix.AlgorithmIdentifier `asn1:"optional"`
-	}
-	if !unmarshal(params.KeyDerivationFunc.Parameters.FullBytes, &kdf) {
-		return nil, bad("invalid PBKDF2 parameters")
-	}
-	if len(kdf.Salt) == 0 || kdf.IterationCount < 1 || kdf.IterationCount > maxPBKDF2Rounds {
-		return nil, bad("unsupported PBKDF2 salt or iteration count")
-	}
-	var newHash func() hash.Hash
-	switch prf := kdf.PRF.Algorithm; {
-	case len(prf) == 0 || prf.Equal(oidHMACWithSHA1):
-		newHash = sha1.New
-	case prf.Equal(oidHMACSHA256):
-		newHash = sha256.New
-	case prf.Equal(oidHMACSHA384):
-		newHash = sha512.New384
-	case prf.Equal(oidHMACSHA512):
-		newHash = sha512.New
-	default:
-		return nil, bad("unsupported PBKDF2 PRF")
-	}
-	var keyLen int
-	switch alg := params.EncryptionScheme.Algorithm; {
-	case alg.Equal(oidAES128CBC):
-		keyLen = 16
-	case alg.Equal(oidAES192CBC):
-		keyLen = 24
-	case alg.Equal(oidAES256CBC):
-		keyLen = 32
-	default:
-		return nil, bad("only AES-CBC encryption is supported")
-	}
-	if kdf.KeyLength != 0 && kdf.KeyLength != keyLen {
-		return nil, bad("the PBKDF2 key length does not match the cipher")
-	}
-	var iv []byte
-	if !unmarshal(params.EncryptionScheme.Parameters.FullBytes, &iv) || len(iv) != aes.BlockSize {
-		return nil, bad("invalid AES-CBC IV")
-	}
-	ct := info.EncryptedData
-	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
-		return nil, bad("invalid encrypted data length")
-	}
-	if len(password) == 0 {
-		return nil, ErrPEMPasswordRequired
-	}
-	key, err := pbkdf2.Key(newHash, string(password), kdf.Salt, kdf.IterationCount, keyLen)
-	if err != nil {
-		return nil, bad("key derivation failed")
-	}
-	defer clear(key)
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, bad("invalid key")
-	}
-	pt := make([]byte, len(ct))
-	cipher.NewCBCDecrypter(block, iv).CryptBlocks(pt, ct)
-	pad := int(pt[len(pt)-1])
-	if pad == 0 || pad > aes.BlockSize ||
-		subtle.ConstantTimeCompare(pt[len(pt)-pad:], bytes.Repeat([]byte{byte(pad)}, pad)) != 1 {
-		clear(pt)
-		return nil, ErrPEMIncorrectPassword
-	}
-	out := pt[:len(pt)-pad]
-	// CBC has no MAC: a wrong password passes the padding check about once
-	// in 256 tries; the DER then does not parse.
-	var probe asn1.RawValue
-	if rest, err := asn1.Unmarshal(out, &probe); err != nil || len(rest) != 0 {
-		clear(pt)
-		return nil, ErrPEMIncorrectPassword
-	}
-	return out, nil
 }

@@ -25,7 +25,8 @@ import (
 	"tresor/internal/wire"
 )
 
-// PEM vectors made with OpenSSL 3.0.
+// PEM vectors made with OpenSSL 3.0. The parser is tested in
+// internal/crypto/pemkey; these check the JWKs made of what it returns.
 const (
 	// openssl ecparam -name secp256k1 -genkey -noout
 	k1SEC1PEM = `-----BEGIN EC PRIVATE KEY-----
@@ -51,30 +52,6 @@ Hz3zQ7ud/Ly8mpIH4ZY5rvO9ojcHq4VjB2OpUg7skwtB4Mw5OjBKMC+unvFMQEKQ
 cNU1ggct2Yjeot9HQdPCOd2P0h6eloTQF2DAhJmPPy0kBG2KNtnGsOYd3NYPriI=
 -----END ENCRYPTED PRIVATE KEY-----
 `
-	// openssl ecparam -name prime256v1 -genkey -noout | openssl pkcs8
-	// -topk8 -v2 aes-256-cbc, password "p256pw"
-	p256EncPEM = `-----BEGIN ENCRYPTED PRIVATE KEY-----
-MIHsMFcGCSqGSIb3DQEFDTBKMCkGCSqGSIb3DQEFDDAcBAhJrbvg8eeNBwICCAAw
-DAYIKoZIhvcNAgkFADAdBglghkgBZQMEASoEEASatRGeBJg7nC1579zAZmMEgZBN
-N4XqQNPN3efCg6Ri31M866mekPq4Kv8fl7dOBuNVBKKdSMpEtualeXgCNOfTskNs
-LFhENWhd42NcVATKzHKbD7xu+qqDFFT0b8GIsjqUQCjSCJSMN8NqNAvOMP9qHABV
-FjJzz36xyolnNqnPxcfnSqti6Fb9JU+V6HBRji5OR+/ucXbbCQLdtAiL+0UQHjE=
------END ENCRYPTED PRIVATE KEY-----
-`
-	// openssl ec -aes-128-cbc of a P-384 key (legacy PEM encryption),
-	// password "pw384"
-	p384LegacyPEM = `-----BEGIN EC PRIVATE KEY-----
-Proc-Type: 4,ENCRYPTED
-DEK-Info: AES-128-CBC,2FE761F163195FCB33604FD09625C760
-
-TZFjyRnsotZDK/HUKlkv+d+lYjAPSzuWPd8qIrA/jtWBAKZDIwdTwG2kkDl5j6Ze
-+vWhzfHl+3yu/a0MY9iXObKxFrr0E7MIUdlcjUU+H8CE14MAjYvHRUwW6x+26LgZ
-701R3bC1Gd1rnjTMY6knI4REBDp+h1708fH1R46+fdU3QLhKT3r5yF0Hx28vcBG/
-F75zPyxdAEPNxQmfiE3GsaEYw1H3HStGQA7PxWlO+gY=
------END EC PRIVATE KEY-----
-`
-	// openssl ec -pubout -outform DER of p384LegacyPEM, base64
-	p384SPKI = "MHYwEAYHKoZIzj0CAQYFK4EEACIDYgAEtodRmDpLmSc+HwU2YaOIpYUhnOVdmaW3C+JuqfmGC8YGEjCXOrLpgPbJ5Xkk6PCAQ9Ysg1vieCBks41OXNQbfj3QEUtPq9lnHvSd0D2NRO31IigKDkiiuuARL7aLecab"
 	// openssl genpkey -algorithm ed25519
 	ed25519PEM = `-----BEGIN PRIVATE KEY-----
 MC4CAQAwBQYDK2VwBCIEIC7Wbt+2uC02ob8fTLWdiWtr17BiAtUV5gMFYvvFlAFm
@@ -148,48 +125,14 @@ func TestPrivateKeyJWKRSA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pkcs1 := x509.MarshalPKCS1PrivateKey(key)
-	//lint:ignore SA1019 legacy PEM encryption is what openssl -traditional writes; the test makes one
-	legacy, err := x509.EncryptPEMBlock(rand.Reader, "RSA PRIVATE KEY", pkcs1, []byte("pw"), x509.PEMCipherAES256)
+	jwk, err := client.PrivateKeyJWK(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A certificate (or any other block) before the key is skipped.
-	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte("not parsed")})
-	tests := map[string]struct {
-		pem      []byte
-		password string
-	}{
-		"PKCS#8":              {pem: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})},
-		"PKCS#1":              {pem: pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: pkcs1})},
-		"legacy encrypted":    {pem: pem.EncodeToMemory(legacy), password: "pw"},
-		"after certificate":   {pem: append(cert, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})...)},
-		"password not needed": {pem: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), password: "ignored"},
+	checkRSAJWK(t, jwk, key)
+	if jwk.Kid != "" || jwk.KeyOps != nil {
+		t.Errorf("kid %q, key_ops %v: want none", jwk.Kid, jwk.KeyOps)
 	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			jwk, err := client.PrivateKeyJWK(tc.pem, []byte(tc.password))
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkRSAJWK(t, jwk, key)
-			if jwk.Kid != "" || jwk.KeyOps != nil {
-				t.Errorf("kid %q, key_ops %v: want none", jwk.Kid, jwk.KeyOps)
-			}
-		})
-	}
-	t.Run("legacy wrong password", func(t *testing.T) {
-		_, err := client.PrivateKeyJWK(pem.EncodeToMemory(legacy), []byte("wrong"))
-		if !errors.Is(err, client.ErrPEMIncorrectPassword) {
-			t.Fatalf("err = %v, want ErrPEMIncorrectPassword", err)
-		}
-	})
-	t.Run("legacy no password", func(t *testing.T) {
-		_, err := client.PrivateKeyJWK(pem.EncodeToMemory(legacy), nil)
-		if !errors.Is(err, client.ErrPEMPasswordRequired) {
-			t.Fatalf("err = %v, want ErrPEMPasswordRequired", err)
-		}
-	})
 }
 
 func TestPrivateKeyJWKEC(t *testing.T) {
@@ -209,26 +152,17 @@ func TestPrivateKeyJWKEC(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sec1, err := x509.MarshalECPrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for form, p := range map[string][]byte{
-			"PKCS#8": pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}),
-			"SEC 1":  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1}),
-		} {
-			t.Run(c.crv+" "+form, func(t *testing.T) {
-				jwk, err := client.PrivateKeyJWK(p, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				checkECJWK(t, jwk, c.crv, pub)
-				d, _ := key.Bytes()
-				if got := unb64u(t, "d", jwk.D); !bytes.Equal(got, d) {
-					t.Error("d does not match the key")
-				}
-			})
-		}
+		t.Run(c.crv, func(t *testing.T) {
+			jwk, err := client.PrivateKeyJWK(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkECJWK(t, jwk, c.crv, pub)
+			d, _ := key.Bytes()
+			if got := unb64u(t, "d", jwk.D); !bytes.Equal(got, d) {
+				t.Error("d does not match the key")
+			}
+		})
 	}
 }
 
@@ -248,22 +182,15 @@ func sec1PublicKey(t *testing.T, pemText string) []byte {
 	return k.PublicKey.Bytes
 }
 
-func TestPrivateKeyJWKVectors(t *testing.T) {
+// secp256k1 keys, which pemkey returns as they are, become P-256K JWKs.
+func TestPrivateKeyJWKSecp256k1(t *testing.T) {
 	k1Pub := sec1PublicKey(t, k1SEC1PEM) // OpenSSL's own computation of the point
-	spki, _ := base64.StdEncoding.DecodeString(p384SPKI)
-	p384, err := x509.ParsePKIXPublicKey(spki)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p384Pub, _ := p384.(*ecdsa.PublicKey).Bytes()
 	tests := map[string]struct {
-		pem, password, crv string
-		pub                []byte
+		pem, password string
 	}{
-		"secp256k1 SEC 1":              {pem: k1SEC1PEM, crv: "P-256K", pub: k1Pub},
-		"secp256k1 PKCS#8":             {pem: k1PKCS8PEM, crv: "P-256K", pub: k1Pub},
-		"secp256k1 encrypted PKCS#8":   {pem: k1EncPEM, password: "k1pw", crv: "P-256K", pub: k1Pub},
-		"P-384 legacy encrypted SEC 1": {pem: p384LegacyPEM, password: "pw384", crv: "P-384", pub: p384Pub},
+		"SEC 1":            {pem: k1SEC1PEM},
+		"PKCS#8":           {pem: k1PKCS8PEM},
+		"encrypted PKCS#8": {pem: k1EncPEM, password: "k1pw"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -271,22 +198,9 @@ func TestPrivateKeyJWKVectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkECJWK(t, jwk, tc.crv, tc.pub)
+			checkECJWK(t, jwk, "P-256K", k1Pub)
 		})
 	}
-	t.Run("P-256 encrypted PKCS#8", func(t *testing.T) {
-		jwk, err := client.PrivateKeyJWK([]byte(p256EncPEM), []byte("p256pw"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := unb64u(t, "d", jwk.D)
-		priv, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pub, _ := priv.PublicKey.Bytes()
-		checkECJWK(t, jwk, "P-256", pub)
-	})
 }
 
 func TestPrivateKeyJWKErrors(t *testing.T) {
@@ -295,15 +209,13 @@ func TestPrivateKeyJWKErrors(t *testing.T) {
 		is            error
 		msg           string
 	}{
-		"no password":        {pem: k1EncPEM, is: client.ErrPEMPasswordRequired},
-		"wrong password":     {pem: k1EncPEM, password: "nope", is: client.ErrPEMIncorrectPassword},
-		"legacy no password": {pem: p384LegacyPEM, is: client.ErrPEMPasswordRequired},
-		"legacy wrong":       {pem: p384LegacyPEM, password: "nope", is: client.ErrPEMIncorrectPassword},
-		"not PEM":            {pem: "just text", msg: "no PEM private key found"},
-		"certificate only":   {pem: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", msg: "no private key in the PEM data"},
-		"Ed25519":            {pem: ed25519PEM, msg: "only RSA and EC keys can be imported"},
-		"OpenSSH":            {pem: "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n", msg: "only RSA and EC keys"},
-		"garbage PKCS#8":     {pem: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", msg: "not a valid PKCS#8 private key"},
+		"no password":      {pem: k1EncPEM, is: client.ErrPEMPasswordRequired},
+		"wrong password":   {pem: k1EncPEM, password: "nope", is: client.ErrPEMIncorrectPassword},
+		"not PEM":          {pem: "just text", msg: "no PEM private key found"},
+		"certificate only": {pem: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", msg: "no private key in the PEM data"},
+		"Ed25519":          {pem: ed25519PEM, msg: "only RSA and EC keys can be imported"},
+		"OpenSSH":          {pem: "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n", msg: "only RSA and EC keys"},
+		"garbage PKCS#8":   {pem: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", msg: "not a valid PKCS#8 private key"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

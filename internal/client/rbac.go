@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"tresor/internal/wire"
 )
 
 // Local RBAC and settings calls (spec §5). They go to an HSM's data plane:
@@ -20,54 +22,6 @@ const RBACAPIVersion = "7.4"
 
 // RoleDefinitionIDPrefix precedes a role's GUID in its id.
 const RoleDefinitionIDPrefix = "Microsoft.KeyVault/providers/Microsoft.Authorization/roleDefinitions/"
-
-// RoleDefinition is a role definition as the service returns it.
-type RoleDefinition struct {
-	ID         string                   `json:"id"`
-	Name       string                   `json:"name"` // the role's GUID
-	Type       string                   `json:"type"` // Microsoft.Authorization/roleDefinitions
-	Properties RoleDefinitionProperties `json:"properties"`
-}
-
-// RoleDefinitionProperties are a role definition's properties; they are
-// also what a custom role is created with.
-type RoleDefinitionProperties struct {
-	RoleName         string       `json:"roleName"`
-	Description      string       `json:"description"`
-	RoleType         string       `json:"type"` // AKVBuiltInRole or CustomRole
-	Permissions      []Permission `json:"permissions"`
-	AssignableScopes []string     `json:"assignableScopes,omitempty"`
-}
-
-// Permission lists the (data) actions a role grants and excludes.
-type Permission struct {
-	Actions        []string `json:"actions"`
-	NotActions     []string `json:"notActions"`
-	DataActions    []string `json:"dataActions"`
-	NotDataActions []string `json:"notDataActions"`
-}
-
-// RoleAssignment is a role assignment as the service returns it.
-type RoleAssignment struct {
-	ID         string                   `json:"id"`
-	Name       string                   `json:"name"`
-	Type       string                   `json:"type"` // Microsoft.Authorization/roleAssignments
-	Properties RoleAssignmentProperties `json:"properties"`
-}
-
-// RoleAssignmentProperties are a role assignment's properties.
-type RoleAssignmentProperties struct {
-	Scope            string `json:"scope"`
-	RoleDefinitionID string `json:"roleDefinitionId"`
-	PrincipalID      string `json:"principalId"`
-}
-
-// Setting is an HSM setting (spec §5.4).
-type Setting struct {
-	Name  string `json:"name"`
-	Value string `json:"value"`
-	Type  string `json:"type"`
-}
 
 // scopePath turns a scope into the path segment in front of
 // "/providers/Microsoft.Authorization/…": "" for "/", "/keys",
@@ -119,30 +73,30 @@ func listPages[T any](ctx context.Context, c *Client, u string) ([]T, error) {
 
 // ListRoleDefinitions lists the HSM's role definitions (built-in and
 // custom) at scope, optionally with a $filter such as "roleName eq '…'".
-func (c *Client) ListRoleDefinitions(ctx context.Context, hsmURL, scope, filter string) ([]RoleDefinition, error) {
-	return listPages[RoleDefinition](ctx, c, rbacURL(hsmURL, scope, "roleDefinitions", "", filter))
+func (c *Client) ListRoleDefinitions(ctx context.Context, hsmURL, scope, filter string) ([]wire.RoleDefinition, error) {
+	return listPages[wire.RoleDefinition](ctx, c, rbacURL(hsmURL, scope, "roleDefinitions", "", filter))
 }
 
 // GetRoleDefinition returns the role definition with GUID name.
-func (c *Client) GetRoleDefinition(ctx context.Context, hsmURL, name string) (*RoleDefinition, error) {
+func (c *Client) GetRoleDefinition(ctx context.Context, hsmURL, name string) (*wire.RoleDefinition, error) {
 	return c.roleDefinition(ctx, http.MethodGet, hsmURL, name, nil)
 }
 
 // SetRoleDefinition creates or replaces the custom role with GUID name.
-func (c *Client) SetRoleDefinition(ctx context.Context, hsmURL, name string, props RoleDefinitionProperties) (*RoleDefinition, error) {
-	return c.roleDefinition(ctx, http.MethodPut, hsmURL, name, map[string]any{"properties": props})
+func (c *Client) SetRoleDefinition(ctx context.Context, hsmURL, name string, props wire.RoleDefinitionProperties) (*wire.RoleDefinition, error) {
+	return c.roleDefinition(ctx, http.MethodPut, hsmURL, name, wire.RoleDefinitionCreate{Properties: &props})
 }
 
 // DeleteRoleDefinition deletes the custom role with GUID name and returns it.
-func (c *Client) DeleteRoleDefinition(ctx context.Context, hsmURL, name string) (*RoleDefinition, error) {
+func (c *Client) DeleteRoleDefinition(ctx context.Context, hsmURL, name string) (*wire.RoleDefinition, error) {
 	return c.roleDefinition(ctx, http.MethodDelete, hsmURL, name, nil)
 }
 
-func (c *Client) roleDefinition(ctx context.Context, method, hsmURL, name string, in any) (*RoleDefinition, error) {
+func (c *Client) roleDefinition(ctx context.Context, method, hsmURL, name string, in any) (*wire.RoleDefinition, error) {
 	if name == "" {
 		return nil, errors.New("client: role definition name is empty")
 	}
-	var out RoleDefinition
+	var out wire.RoleDefinition
 	if _, err := c.DoJSON(ctx, method, rbacURL(hsmURL, "/", "roleDefinitions", name, ""), in, &out); err != nil {
 		return nil, err
 	}
@@ -151,33 +105,33 @@ func (c *Client) roleDefinition(ctx context.Context, method, hsmURL, name string
 
 // ListRoleAssignments lists the role assignments that apply at scope,
 // optionally with a $filter ("atScope()", "principalId eq '…'").
-func (c *Client) ListRoleAssignments(ctx context.Context, hsmURL, scope, filter string) ([]RoleAssignment, error) {
-	return listPages[RoleAssignment](ctx, c, rbacURL(hsmURL, scope, "roleAssignments", "", filter))
+func (c *Client) ListRoleAssignments(ctx context.Context, hsmURL, scope, filter string) ([]wire.RoleAssignment, error) {
+	return listPages[wire.RoleAssignment](ctx, c, rbacURL(hsmURL, scope, "roleAssignments", "", filter))
 }
 
 // GetRoleAssignment returns the role assignment called name at scope.
-func (c *Client) GetRoleAssignment(ctx context.Context, hsmURL, scope, name string) (*RoleAssignment, error) {
+func (c *Client) GetRoleAssignment(ctx context.Context, hsmURL, scope, name string) (*wire.RoleAssignment, error) {
 	return c.roleAssignment(ctx, http.MethodGet, hsmURL, scope, name, nil)
 }
 
 // CreateRoleAssignment assigns the role (its id, or its GUID) to the
 // principal (object id) at scope, under name (a GUID).
-func (c *Client) CreateRoleAssignment(ctx context.Context, hsmURL, scope, name, roleDefinitionID, principalID string) (*RoleAssignment, error) {
-	body := map[string]any{"properties": map[string]string{"roleDefinitionId": roleDefinitionID, "principalId": principalID}}
+func (c *Client) CreateRoleAssignment(ctx context.Context, hsmURL, scope, name, roleDefinitionID, principalID string) (*wire.RoleAssignment, error) {
+	body := wire.RoleAssignmentCreate{Properties: &wire.RoleAssignmentCreateProperties{RoleDefinitionID: roleDefinitionID, PrincipalID: principalID}}
 	return c.roleAssignment(ctx, http.MethodPut, hsmURL, scope, name, body)
 }
 
 // DeleteRoleAssignment deletes the role assignment called name at scope
 // (scope "/" reaches assignments at every scope) and returns it.
-func (c *Client) DeleteRoleAssignment(ctx context.Context, hsmURL, scope, name string) (*RoleAssignment, error) {
+func (c *Client) DeleteRoleAssignment(ctx context.Context, hsmURL, scope, name string) (*wire.RoleAssignment, error) {
 	return c.roleAssignment(ctx, http.MethodDelete, hsmURL, scope, name, nil)
 }
 
-func (c *Client) roleAssignment(ctx context.Context, method, hsmURL, scope, name string, in any) (*RoleAssignment, error) {
+func (c *Client) roleAssignment(ctx context.Context, method, hsmURL, scope, name string, in any) (*wire.RoleAssignment, error) {
 	if name == "" {
 		return nil, errors.New("client: role assignment name is empty")
 	}
-	var out RoleAssignment
+	var out wire.RoleAssignment
 	if _, err := c.DoJSON(ctx, method, rbacURL(hsmURL, scope, "roleAssignments", name, ""), in, &out); err != nil {
 		return nil, err
 	}
@@ -194,25 +148,23 @@ func settingsURL(hsmURL, name string) string {
 }
 
 // ListSettings returns the HSM's settings (GET /settings).
-func (c *Client) ListSettings(ctx context.Context, hsmURL string) ([]Setting, error) {
-	var out struct {
-		Settings []Setting `json:"settings"`
-	}
+func (c *Client) ListSettings(ctx context.Context, hsmURL string) ([]wire.Setting, error) {
+	var out wire.SettingsList
 	if _, err := c.DoJSON(ctx, http.MethodGet, settingsURL(hsmURL, ""), nil, &out); err != nil {
 		return nil, err
 	}
 	if out.Settings == nil {
-		out.Settings = []Setting{}
+		out.Settings = []wire.Setting{}
 	}
 	return out.Settings, nil
 }
 
 // GetSetting returns one setting (GET /settings/{name}).
-func (c *Client) GetSetting(ctx context.Context, hsmURL, name string) (*Setting, error) {
+func (c *Client) GetSetting(ctx context.Context, hsmURL, name string) (*wire.Setting, error) {
 	if name == "" {
 		return nil, errors.New("client: setting name is empty")
 	}
-	var out Setting
+	var out wire.Setting
 	if _, err := c.DoJSON(ctx, http.MethodGet, settingsURL(hsmURL, name), nil, &out); err != nil {
 		return nil, err
 	}
@@ -220,12 +172,12 @@ func (c *Client) GetSetting(ctx context.Context, hsmURL, name string) (*Setting,
 }
 
 // UpdateSetting sets a setting's value (PATCH /settings/{name}).
-func (c *Client) UpdateSetting(ctx context.Context, hsmURL, name, value string) (*Setting, error) {
+func (c *Client) UpdateSetting(ctx context.Context, hsmURL, name, value string) (*wire.Setting, error) {
 	if name == "" {
 		return nil, errors.New("client: setting name is empty")
 	}
-	var out Setting
-	if _, err := c.DoJSON(ctx, http.MethodPatch, settingsURL(hsmURL, name), map[string]string{"value": value}, &out); err != nil {
+	var out wire.Setting
+	if _, err := c.DoJSON(ctx, http.MethodPatch, settingsURL(hsmURL, name), wire.SettingUpdate{Value: &value}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -2,7 +2,6 @@ package identity
 
 import (
 	"go/ast"
-	"go/doc"
 	"go/parser"
 	"go/token"
 	"os"
@@ -10,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"tresor/internal/pkgdoc"
 )
 
 // parsePackage parses the package's non-test files.
@@ -35,52 +36,7 @@ func parsePackage(t *testing.T) (*token.FileSet, []*ast.File) {
 // TestPackageDocumented checks the package comment and that every exported
 // identifier has a doc comment.
 func TestPackageDocumented(t *testing.T) {
-	fset, files := parsePackage(t)
-	pkg, err := doc.NewFromFiles(fset, files, "tresor/internal/identity")
-	check(t, err)
-	if !strings.HasPrefix(pkg.Doc, "Package identity implements ") {
-		t.Errorf("package doc starts %.40q, want \"Package identity implements …\"", pkg.Doc)
-	}
-	undocumented := func(kind, name string) { t.Errorf("%s %s has no doc comment", kind, name) }
-	checkValues := func(values []*doc.Value) {
-		for _, v := range values {
-			if v.Doc != "" {
-				continue
-			}
-			for _, spec := range v.Decl.Specs {
-				vs := spec.(*ast.ValueSpec)
-				for _, n := range vs.Names {
-					if n.IsExported() && vs.Doc == nil && vs.Comment == nil {
-						undocumented("value", n.Name)
-					}
-				}
-			}
-		}
-	}
-	checkValues(pkg.Consts)
-	checkValues(pkg.Vars)
-	for _, f := range pkg.Funcs {
-		if f.Doc == "" {
-			undocumented("func", f.Name)
-		}
-	}
-	for _, typ := range pkg.Types {
-		if typ.Doc == "" {
-			undocumented("type", typ.Name)
-		}
-		checkValues(typ.Consts)
-		checkValues(typ.Vars)
-		for _, f := range typ.Funcs {
-			if f.Doc == "" {
-				undocumented("func", f.Name)
-			}
-		}
-		for _, m := range typ.Methods {
-			if m.Doc == "" && ast.IsExported(m.Name) {
-				undocumented("method", typ.Name+"."+m.Name)
-			}
-		}
-	}
+	pkgdoc.Check(t, ".")
 }
 
 // TestImports keeps the package a pure core: no HTTP serving, no storage, and

@@ -3,8 +3,6 @@ package securitydomain
 import (
 	"bytes"
 	"errors"
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 )
@@ -85,29 +83,6 @@ func FuzzOpenUploadBlob(f *testing.F) {
 				t.Fatalf("accepted blob with empty or repeated tag %q", b.Tag)
 			}
 			seen[b.Tag] = true
-		}
-	})
-}
-
-// FuzzParsePrivateKeyPEM: the key parser (PBES2 included) never panics and
-// returns a nil key on error.
-func FuzzParsePrivateKeyPEM(f *testing.F) {
-	names, err := filepath.Glob("testdata/keys/*.pem")
-	if err != nil || len(names) == 0 {
-		f.Fatal("no key fixtures", err)
-	}
-	for _, n := range names {
-		data, err := os.ReadFile(n)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data, "secret")
-	}
-	f.Add(readAzure(f, "sd1.pem"), "")
-	f.Fuzz(func(t *testing.T, data []byte, password string) {
-		key, err := ParsePrivateKeyPEM(data, []byte(password))
-		if (err != nil) == (key != nil) {
-			t.Fatalf("key %v with error %v", key != nil, err)
 		}
 	})
 }
