@@ -41,7 +41,7 @@ func sdkClient(t *testing.T, s *servertest.Server, name, clientID, secret string
 
 // activeHSM creates an activated instance whose bootstrap administrator
 // also holds the Crypto User and Crypto Officer roles at "/".
-func activeHSM(t *testing.T, s *servertest.Server, name string) {
+func activeHSM(t testing.TB, s *servertest.Server, name string) {
 	t.Helper()
 	c := newCall(t, s)
 	if code, _, body := c.do("PUT", c.hsmPath(name), s.AdminToken(t), createBody(s.ObjectID)); code != 201 {
@@ -58,7 +58,7 @@ func activeHSM(t *testing.T, s *servertest.Server, name string) {
 }
 
 // assign gives principal a role at scope on an instance.
-func assign(t *testing.T, c *call, tok, name, scope, roleID, principal string) {
+func assign(t testing.TB, c *call, tok, name, scope, roleID, principal string) {
 	t.Helper()
 	prefix := strings.TrimSuffix(scope, "/")
 	body := map[string]any{"properties": map[string]string{

@@ -14,7 +14,7 @@ import (
 	"tresor/internal/wire"
 )
 
-func custodian(t *testing.T, name string) securitydomain.Custodian {
+func custodian(t testing.TB, name string) securitydomain.Custodian {
 	t.Helper()
 	certPEM, err := os.ReadFile(filepath.Join("testdata", "custodians", name+".cer"))
 	if err != nil {

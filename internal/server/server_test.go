@@ -27,12 +27,12 @@ import (
 const armVersion = "?api-version=2023-07-01"
 
 type call struct {
-	t      *testing.T
+	t      testing.TB
 	s      *servertest.Server
 	client *http.Client
 }
 
-func newCall(t *testing.T, s *servertest.Server) *call {
+func newCall(t testing.TB, s *servertest.Server) *call {
 	return &call{t: t, s: s, client: s.HTTPClient(t)}
 }
 
