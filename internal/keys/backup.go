@@ -59,7 +59,7 @@ func backupAEAD(root *barrier.RootKey) (cipher.AEAD, error) {
 // Backup returns an opaque blob with every version of a key that is not deleted.
 func (s *Service) Backup(ctx context.Context, in instances.Instance, name string) ([]byte, error) {
 	var p backupPayload
-	err := retry(func() error {
+	err := s.retry(in, name, func() error {
 		first, _, err := s.read(ctx, in, name)
 		if err != nil {
 			return err
@@ -184,7 +184,7 @@ func (s *Service) Restore(ctx context.Context, in instances.Instance, blob []byt
 	rec.Name, rec.Deleted = p.Name, false
 	rec.DeletedDate, rec.ScheduledPurgeDate = rec.DeletedDate.UTC(), rec.ScheduledPurgeDate.UTC()
 	var out Version
-	err = retry(func() error {
+	err = s.retry(in, p.Name, func() error {
 		snap, _, err := s.read(ctx, in, p.Name)
 		if err != nil {
 			return err

@@ -27,6 +27,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"regexp"
 	"slices"
 	"strings"
@@ -112,6 +113,8 @@ type Service struct {
 
 	mu    sync.Mutex
 	cache map[cacheKey]cacheEntry
+
+	keyLocks [64]sync.Mutex // writers of one key take turns (see retry)
 }
 
 type cacheKey struct{ instance, name, version string }
@@ -368,7 +371,15 @@ func (s *Service) write(ctx context.Context, in instances.Instance, snap snapsho
 var errRetry = errors.New("keys: changed concurrently")
 
 // retry runs fn until it does not meet a concurrent change (a few times).
-func retry(fn func() error) error {
+// Writers of one key in this process take turns, so they do not spin on
+// each other's changes; the conditions on the records keep the writes
+// correct whatever else writes the store.
+func (s *Service) retry(in instances.Instance, name string, fn func() error) error {
+	h := fnv.New32a()
+	h.Write([]byte(in.Key + "/" + name))
+	mu := &s.keyLocks[h.Sum32()%uint32(len(s.keyLocks))]
+	mu.Lock()
+	defer mu.Unlock()
 	for range 8 {
 		if err := fn(); !errors.Is(err, errRetry) {
 			return err
@@ -533,7 +544,7 @@ func (s *Service) addVersion(ctx context.Context, in instances.Instance, name st
 		Created: now, Updated: now, Tags: tags, ReleasePolicy: rp}
 	attrs.apply(&vr)
 	var out Version
-	err = retry(func() error {
+	err = s.retry(in, name, func() error {
 		snap, _, err := s.read(ctx, in, name)
 		if err != nil {
 			return err
@@ -676,7 +687,7 @@ func (s *Service) Update(ctx context.Context, in instances.Instance, name, versi
 		return Version{}, err
 	}
 	var out Version
-	err := retry(func() error {
+	err := s.retry(in, name, func() error {
 		snap, vr, sealed, err := s.readVersion(ctx, in, name, version)
 		if err != nil {
 			return err
@@ -744,7 +755,7 @@ func (s *Service) writeVersion(ctx context.Context, in instances.Instance, name 
 // Delete soft-deletes a key (all versions).
 func (s *Service) Delete(ctx context.Context, in instances.Instance, name string) (Version, error) {
 	var out Version
-	err := retry(func() error {
+	err := s.retry(in, name, func() error {
 		snap, vr, _, err := s.readVersion(ctx, in, name, "")
 		if err != nil {
 			return err
@@ -795,7 +806,7 @@ func (s *Service) deleted(ctx context.Context, in instances.Instance, name strin
 // Recover undoes a soft delete.
 func (s *Service) Recover(ctx context.Context, in instances.Instance, name string) (Version, error) {
 	var out Version
-	err := retry(func() error {
+	err := s.retry(in, name, func() error {
 		snap, vr, err := s.deleted(ctx, in, name)
 		if err != nil {
 			return err
@@ -815,7 +826,7 @@ func (s *Service) Recover(ctx context.Context, in instances.Instance, name strin
 // Purge removes a deleted key for good; refused while the instance's purge
 // protection holds (until the scheduled purge date).
 func (s *Service) Purge(ctx context.Context, in instances.Instance, name string) error {
-	return retry(func() error {
+	return s.retry(in, name, func() error {
 		snap, _, err := s.deleted(ctx, in, name)
 		if err != nil {
 			return err

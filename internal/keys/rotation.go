@@ -139,7 +139,7 @@ func (s *Service) PutPolicy(ctx context.Context, in instances.Instance, name str
 		return RotationPolicy{}, err
 	}
 	var out RotationPolicy
-	err := retry(func() error {
+	err := s.retry(in, name, func() error {
 		snap, _, _, err := s.readVersion(ctx, in, name, "")
 		if err != nil {
 			return err

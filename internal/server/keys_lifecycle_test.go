@@ -285,3 +285,52 @@ func TestKeyPurgeProtection(t *testing.T) {
 		t.Fatalf("not purged at its scheduled date: %v", err)
 	}
 }
+
+// TestConcurrentKeyVersions: concurrent creates of one key name each add a
+// version; none is lost to another writer.
+func TestConcurrentKeyVersions(t *testing.T) {
+	s := servertest.Start(t)
+	activeHSM(t, s, "busy")
+	kc := sdkClient(t, s, "busy", s.ClientID, s.ClientSecret)
+	ctx := context.Background()
+	const n = 16
+	made := make(chan string, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k, err := kc.CreateKey(ctx, "shared", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeOctHSM)}, nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			made <- k.Key.KID.Version()
+		}()
+	}
+	wg.Wait()
+	close(made)
+	want := map[string]bool{}
+	for v := range made {
+		want[v] = true
+	}
+	pager := kc.NewListKeyPropertiesVersionsPager("shared", nil)
+	got := map[string]bool{}
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range page.Value {
+			got[p.KID.Version()] = true
+		}
+	}
+	if len(want) != n || len(got) != n {
+		t.Fatalf("%d creates answered, %d versions listed, want %d", len(want), len(got), n)
+	}
+	for v := range want {
+		if !got[v] {
+			t.Fatalf("version %s was acknowledged but is lost", v)
+		}
+	}
+}
