@@ -50,11 +50,17 @@ var listenRE = regexp.MustCompile(`listening on (\S+)`)
 // prints its address.
 func startServer(t *testing.T, dataDir string) *proc {
 	t.Helper()
+	return startServerArgs(t, "server", "--dev", "--data-dir", dataDir, "--listen", "127.0.0.1:0")
+}
+
+// startServerArgs runs the binary with args and waits until it listens.
+func startServerArgs(t *testing.T, args ...string) *proc {
+	t.Helper()
 	bin, err := buildTresor()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "server", "--dev", "--data-dir", dataDir, "--listen", "127.0.0.1:0")
+	cmd := exec.Command(bin, args...)
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = io.Discard
 	if err := cmd.Start(); err != nil {
@@ -278,5 +284,39 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	if st, err := os.Stat(filepath.Join(dataDir, "dev.env")); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("dev.env: %v %v", st, err)
+	}
+}
+
+// TestConfigFile: `tresor server --config` reads the file's keys, flags on
+// the command line win, and unknown keys are refused.
+func TestConfigFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "tresor.json")
+	body := fmt.Sprintf(`{"dataDir": %q, "dev": true, "region": "eu1", "listen": "127.0.0.1:1"}`, filepath.Join(dir, "data"))
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startServerArgs(t, "server", "--config", cfg, "--listen", "127.0.0.1:0")
+	resp, err := p.client(t).Get(p.endpoint + "/tresor/region")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ri struct {
+		Region string `json:"region"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ri); err != nil || ri.Region != "eu1" {
+		t.Fatalf("region %q, %v", ri.Region, err)
+	}
+
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"dataDir": "x", "dev": true, "colour": "blue"}`), 0o600)
+	bin, _ := buildTresor()
+	out, err := exec.Command(bin, "server", "--config", bad).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "colour") {
+		t.Fatalf("unknown config key: %v %s", err, out)
 	}
 }
