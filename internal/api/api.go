@@ -53,8 +53,12 @@ type Config struct {
 }
 
 // MgmtAudiences are the token audiences the region endpoint accepts.
+// Beside the region endpoint, these are Azure Resource Manager's own
+// audiences, which ARM clients (az, Terraform, the armkeyvault SDK) ask for
+// when Tresor is their resource manager.
 func (c Config) MgmtAudiences() []string {
-	return append([]string{strings.TrimSuffix(c.Authority, "/")}, c.ExtraMgmtAudiences...)
+	auds := []string{strings.TrimSuffix(c.Authority, "/"), "https://management.core.windows.net/", "https://management.azure.com/"}
+	return append(auds, c.ExtraMgmtAudiences...)
 }
 
 // HSMAudiences are the token audiences the HSM endpoints accept.

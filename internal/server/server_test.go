@@ -317,6 +317,7 @@ func TestAuthentication(t *testing.T) {
 		"not yet valid":      {signExt(with(ext, "nbf", now+3600)), 401},
 		"other audience":     {signExt(with(ext, "aud", "someone-else")), 401},
 		"hsm token on ARM":   {s.Token(t, s.ClientID, s.ClientSecret, s.HSMResource()), 401},
+		"ARM audience":       {s.Token(t, s.ClientID, s.ClientSecret, "https://management.core.windows.net/"), 200},
 		"untrusted issuer":   {signExt(with(ext, "iss", "https://evil.example.test")), 401},
 		"external admin":     {signExt(ext), 200},
 		"local admin":        {admin, 200},
@@ -355,9 +356,11 @@ func TestAuthentication(t *testing.T) {
 	code, _, body = c.do("GET", s.HSMURL("nosuchhsm")+"/keys?api-version=7.4", "", nil)
 	wantError(t, code, body, http.StatusNotFound, "ResourceNotFound")
 	// A management token is not an HSM token.
-	code, _, _ = c.do("POST", s.HSMURL("authhsm")+"/rng?api-version=7.4", admin, `{"count":8}`)
-	if code != 401 {
-		t.Fatalf("management token on HSM: %d", code)
+	for _, tok := range []string{admin, s.Token(t, s.ClientID, s.ClientSecret, "https://management.azure.com/")} {
+		code, _, _ = c.do("POST", s.HSMURL("authhsm")+"/rng?api-version=7.4", tok, `{"count":8}`)
+		if code != 401 {
+			t.Fatalf("management token on HSM: %d", code)
+		}
 	}
 }
 
