@@ -212,7 +212,7 @@ func TestKillDuringCreates(t *testing.T) {
 			}
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusCreated {
+			if resp.StatusCode == http.StatusAccepted {
 				mu.Lock()
 				acked = append(acked, name)
 				mu.Unlock()

@@ -178,8 +178,11 @@ func (a *API) putHSM(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
 	if err != nil {
 		return err
 	}
+	// 202 with the operation's status URL, as ARM answers a create of a
+	// managed HSM (its clients accept 200 or 202 here, not 201); the
+	// operation is complete already.
 	a.asyncHeader(w, sub, in.Location, "create-"+in.Key)
-	writeJSON(w, http.StatusCreated, a.toARM(in))
+	writeJSON(w, http.StatusAccepted, a.toARM(in))
 	return nil
 }
 

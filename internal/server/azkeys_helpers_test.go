@@ -44,7 +44,7 @@ func sdkClient(t *testing.T, s *servertest.Server, name, clientID, secret string
 func activeHSM(t testing.TB, s *servertest.Server, name string) {
 	t.Helper()
 	c := newCall(t, s)
-	if code, _, body := c.do("PUT", c.hsmPath(name), s.AdminToken(t), createBody(s.ObjectID)); code != 201 {
+	if code, _, body := c.do("PUT", c.hsmPath(name), s.AdminToken(t), createBody(s.ObjectID)); code != 202 {
 		t.Fatalf("create %s: %d %s", name, code, body)
 	}
 	hsm := s.Token(t, s.ClientID, s.ClientSecret, s.HSMResource())

@@ -48,7 +48,7 @@ func benchHSM(b *testing.B) (do func(path string, body any) []byte) {
 	}
 	json.Unmarshal(rb, &ri)
 	armURL := s.Endpoint + "/subscriptions/" + ri.SubscriptionID + "/resourceGroups/rg/providers/Microsoft.KeyVault/managedHSMs/bench" + armVersion
-	if code, body := send("PUT", armURL, arm, createBody(s.ObjectID)); code != 201 {
+	if code, body := send("PUT", armURL, arm, createBody(s.ObjectID)); code != 202 {
 		b.Fatalf("create: %d %s", code, body)
 	}
 	base := s.HSMURL("bench")

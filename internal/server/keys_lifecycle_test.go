@@ -56,7 +56,7 @@ func TestKeyBackupAcrossSecurityDomains(t *testing.T) {
 
 	// A new instance recovers the source's security domain.
 	c := newCall(t, s)
-	if code, _, body := c.do("PUT", c.hsmPath("rebuilt"), s.AdminToken(t), createBody(s.ObjectID)); code != 201 {
+	if code, _, body := c.do("PUT", c.hsmPath("rebuilt"), s.AdminToken(t), createBody(s.ObjectID)); code != 202 {
 		t.Fatalf("create: %d %s", code, body)
 	}
 	hsm := s.Token(t, s.ClientID, s.ClientSecret, s.HSMResource())

@@ -34,7 +34,7 @@ func newRBACEnv(t *testing.T, hsms ...string) *rbacEnv {
 	e.admin = s.Token(t, s.ClientID, s.ClientSecret, s.HSMResource())
 	sd1, sd2, sd3 := custodian(t, "sd1"), custodian(t, "sd2"), custodian(t, "sd3")
 	for _, n := range hsms {
-		if code, _, body := e.c.do("PUT", e.c.hsmPath(n), e.arm, createBody(s.ObjectID)); code != 201 {
+		if code, _, body := e.c.do("PUT", e.c.hsmPath(n), e.arm, createBody(s.ObjectID)); code != 202 {
 			t.Fatalf("create %s: %d %s", n, code, body)
 		}
 		if code, _, body := e.c.do("POST", e.url(n, "/securitydomain/download"), e.admin, downloadBody(2, sd1, sd2, sd3)); code != 202 {
@@ -669,7 +669,7 @@ func TestKeyScopeLimit(t *testing.T) {
 func TestRBACBeforeActivation(t *testing.T) {
 	s := servertest.Start(t)
 	c := newCall(t, s)
-	if code, _, body := c.do("PUT", c.hsmPath("fresh"), s.AdminToken(t), createBody(s.ObjectID)); code != 201 {
+	if code, _, body := c.do("PUT", c.hsmPath("fresh"), s.AdminToken(t), createBody(s.ObjectID)); code != 202 {
 		t.Fatalf("create: %d %s", code, body)
 	}
 	tok := s.Token(t, s.ClientID, s.ClientSecret, s.HSMResource())

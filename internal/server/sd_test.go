@@ -68,7 +68,7 @@ func TestSecurityDomainDownloadAndRecovery(t *testing.T) {
 	hsm := s.Token(t, s.ClientID, s.ClientSecret, s.HSMResource())
 	sd1, sd2, sd3, ex := custodian(t, "sd1"), custodian(t, "sd2"), custodian(t, "sd3"), custodian(t, "exchange")
 	for _, n := range []string{"original", "rebuilt", "spare"} {
-		if code, _, body := c.do("PUT", c.hsmPath(n), arm, createBody(s.ObjectID)); code != 201 {
+		if code, _, body := c.do("PUT", c.hsmPath(n), arm, createBody(s.ObjectID)); code != 202 {
 			t.Fatalf("create %s: %d %s", n, code, body)
 		}
 	}

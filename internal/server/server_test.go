@@ -113,7 +113,7 @@ func TestInstanceLifecycle(t *testing.T) {
 	tok := s.AdminToken(t)
 
 	code, hdr, body := c.do("PUT", c.hsmPath("contoso"), tok, createBody(s.ObjectID))
-	if code != http.StatusCreated || hdr.Get("Azure-AsyncOperation") == "" {
+	if code != http.StatusAccepted || hdr.Get("Azure-AsyncOperation") == "" {
 		t.Fatalf("create: %d %v %s", code, hdr, body)
 	}
 	var hsm wire.ManagedHSM
@@ -173,7 +173,7 @@ func TestInstanceLifecycle(t *testing.T) {
 		t.Fatalf("purge: %d %s", code, body)
 	}
 	code, _, body = c.do("PUT", c.hsmPath("contoso"), tok, createBody(s.ObjectID))
-	if code != http.StatusCreated {
+	if code != http.StatusAccepted {
 		t.Fatalf("create after purge: %d %s", code, body)
 	}
 }
@@ -184,7 +184,7 @@ func TestPurgeProtection(t *testing.T) {
 	tok := s.AdminToken(t)
 	b := createBody(s.ObjectID)
 	b["properties"].(map[string]any)["enablePurgeProtection"] = true
-	if code, _, body := c.do("PUT", c.hsmPath("guarded"), tok, b); code != 201 {
+	if code, _, body := c.do("PUT", c.hsmPath("guarded"), tok, b); code != 202 {
 		t.Fatalf("create: %d %s", code, body)
 	}
 	code, _, body := c.do("PATCH", c.hsmPath("guarded"), tok, map[string]any{"properties": map[string]any{"enablePurgeProtection": false}})
@@ -277,7 +277,7 @@ func TestAuthentication(t *testing.T) {
 	})
 	c := newCall(t, s)
 	admin := s.AdminToken(t)
-	if code, _, body := c.do("PUT", c.hsmPath("authhsm"), admin, createBody(s.ObjectID)); code != 201 {
+	if code, _, body := c.do("PUT", c.hsmPath("authhsm"), admin, createBody(s.ObjectID)); code != 202 {
 		t.Fatalf("create: %d %s", code, body)
 	}
 	signExt := func(claims map[string]any) string {
@@ -342,7 +342,7 @@ func TestAuthentication(t *testing.T) {
 	nonAdmin := signExt(with(ext, "sub", "99999999-2222-4333-8444-555555555555"))
 	code, _, body := c.do("PUT", c.hsmPath("byext"), nonAdmin, createBody(extAdmin))
 	wantError(t, code, body, http.StatusForbidden, "AuthorizationFailed")
-	if code, _, body := c.do("PUT", c.hsmPath("byext"), signExt(ext), createBody(extAdmin)); code != 201 {
+	if code, _, body := c.do("PUT", c.hsmPath("byext"), signExt(ext), createBody(extAdmin)); code != 202 {
 		t.Fatalf("external admin create: %d %s", code, body)
 	}
 
@@ -380,7 +380,7 @@ func TestNonAdminPrincipal(t *testing.T) {
 	user := s.Token(t, p.ClientID, p.ClientSecret, s.Endpoint)
 	code, _, body = c.do("PUT", c.hsmPath("notmine"), user, createBody(p.ObjectID))
 	wantError(t, code, body, http.StatusForbidden, "AuthorizationFailed")
-	if code, _, body := c.do("PUT", c.hsmPath("adminhsm"), admin, createBody(s.ObjectID)); code != 201 {
+	if code, _, body := c.do("PUT", c.hsmPath("adminhsm"), admin, createBody(s.ObjectID)); code != 202 {
 		t.Fatalf("create: %d %s", code, body)
 	}
 	code, _, body = c.do("DELETE", c.hsmPath("adminhsm"), user, nil)
@@ -390,7 +390,7 @@ func TestNonAdminPrincipal(t *testing.T) {
 
 	// An instance administrator (not a region admin) may delete its instance.
 	code, _, body = c.do("PUT", c.hsmPath("userhsm"), admin, createBody(p.ObjectID))
-	if code != 201 {
+	if code != 202 {
 		t.Fatalf("create: %d %s", code, body)
 	}
 	if code, _, body := c.do("DELETE", c.hsmPath("userhsm"), user, nil); code != 200 {
@@ -410,7 +410,7 @@ func TestNonAdminPrincipal(t *testing.T) {
 func TestNotActivated(t *testing.T) {
 	s := servertest.Start(t)
 	c := newCall(t, s)
-	if code, _, body := c.do("PUT", c.hsmPath("fresh"), s.AdminToken(t), createBody(s.ObjectID)); code != 201 {
+	if code, _, body := c.do("PUT", c.hsmPath("fresh"), s.AdminToken(t), createBody(s.ObjectID)); code != 202 {
 		t.Fatalf("create: %d %s", code, body)
 	}
 	hsmTok := s.Token(t, s.ClientID, s.ClientSecret, s.HSMResource())
@@ -449,7 +449,7 @@ func TestConcurrentCreates(t *testing.T) {
 	created := 0
 	for _, code := range codes {
 		switch code {
-		case 201:
+		case 202:
 			created++
 		case 409:
 		default:
@@ -467,7 +467,7 @@ func TestRestartKeepsState(t *testing.T) {
 	cfg.Dev, cfg.DataDir, cfg.Listen = true, dir, "127.0.0.1:0"
 	s1 := servertest.StartConfig(t, cfg)
 	c := newCall(t, s1)
-	if code, _, body := c.do("PUT", c.hsmPath("persist"), s1.AdminToken(t), createBody(s1.ObjectID)); code != 201 {
+	if code, _, body := c.do("PUT", c.hsmPath("persist"), s1.AdminToken(t), createBody(s1.ObjectID)); code != 202 {
 		t.Fatalf("create: %d %s", code, body)
 	}
 	env1, err := os.ReadFile(filepath.Join(dir, server.DevEnvFile))
@@ -502,7 +502,7 @@ func TestNoSecretsInDataDir(t *testing.T) {
 	_, _, body := c.do("POST", s.Endpoint+"/tresor/principals", admin, wire.PrincipalCreate{DisplayName: "app"})
 	var p wire.Principal
 	_ = json.Unmarshal(body, &p)
-	if code, _, body := c.do("PUT", c.hsmPath("secrets"), admin, createBody(s.ObjectID)); code != 201 {
+	if code, _, body := c.do("PUT", c.hsmPath("secrets"), admin, createBody(s.ObjectID)); code != 202 {
 		t.Fatalf("create: %d %s", code, body)
 	}
 	in, err := s.Instances.Get(t.Context(), "secrets")

@@ -209,7 +209,7 @@ func (r *Region) putHSM(w http.ResponseWriter, req *http.Request) {
 	h := r.newHSM(req, in)
 	r.hsms[key] = h
 	r.startOp(w, func() { h.Properties.ProvisioningState = "Succeeded" })
-	writeJSON(w, http.StatusCreated, h)
+	writeJSON(w, http.StatusAccepted, h)
 }
 
 // newHSM builds the stored resource from a request body.
