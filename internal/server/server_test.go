@@ -178,6 +178,31 @@ func TestInstanceLifecycle(t *testing.T) {
 	}
 }
 
+// TestARMDiscovery: what ARM clients ask at login: the subscriptions and the
+// locations of one (spec §9.12).
+func TestARMDiscovery(t *testing.T) {
+	s := servertest.Start(t)
+	c := newCall(t, s)
+	tok := s.AdminToken(t)
+	code, _, body := c.do("GET", s.Endpoint+"/subscriptions?api-version=2019-11-01", tok, nil)
+	var subs wire.SubscriptionList
+	mustJSON(t, body, &subs)
+	if code != 200 || len(subs.Value) != 1 || subs.Value[0].SubscriptionID != c.sub() || subs.Value[0].State != "Enabled" ||
+		subs.Value[0].TenantID != s.TenantID || subs.Value[0].ID != "/subscriptions/"+c.sub() {
+		t.Fatalf("subscriptions: %d %s", code, body)
+	}
+	code, _, body = c.do("GET", s.Endpoint+"/subscriptions/"+c.sub()+"/locations?api-version=2019-11-01", tok, nil)
+	var locs wire.LocationList
+	mustJSON(t, body, &locs)
+	if code != 200 || len(locs.Value) != 1 || locs.Value[0].Name != "local" {
+		t.Fatalf("locations: %d %s", code, body)
+	}
+	code, _, body = c.do("GET", s.Endpoint+"/subscriptions", tok, nil)
+	wantError(t, code, body, http.StatusBadRequest, "MissingApiVersionParameter")
+	code, _, body = c.do("GET", s.Endpoint+"/subscriptions?api-version=2019-11-01", "", nil)
+	wantError(t, code, body, http.StatusUnauthorized, "")
+}
+
 func TestPurgeProtection(t *testing.T) {
 	s := servertest.Start(t)
 	c := newCall(t, s)
