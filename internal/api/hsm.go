@@ -21,7 +21,8 @@ func (a *API) authorize(r *http.Request, rt route, rc *reqCtx) error {
 	if rt.scope != nil {
 		scope = rt.scope(r)
 	}
-	key := authzKey{token: sha256.Sum256([]byte(bearer(r))), instance: rc.instance.Key, generation: rc.instance.Generation}
+	key := authzKey{token: sha256.Sum256([]byte(bearer(r))), instance: rc.instance.Key,
+		created: rc.instance.Created.UnixNano(), generation: rc.instance.Generation}
 	grants, ok := a.authz.get(key)
 	if !ok {
 		p, gen, err := a.deps.Instances.Policy(r.Context(), rc.instance)

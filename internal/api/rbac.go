@@ -378,8 +378,11 @@ const authzCacheSize = 4096
 
 // authzKey names one caller's grants on one instance generation.
 type authzKey struct {
-	token      [32]byte // SHA-256 of the bearer token
-	instance   string
+	token    [32]byte // SHA-256 of the bearer token
+	instance string
+	// created tells apart incarnations of a name: a purged instance's
+	// successor starts again at generation 1.
+	created    int64
 	generation uint64
 }
 

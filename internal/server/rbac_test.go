@@ -722,3 +722,37 @@ func TestConcurrentAssignments(t *testing.T) {
 		t.Fatalf("list: %d %s", code, body)
 	}
 }
+
+// TestAuthorizationCacheAcrossIncarnations: grants cached for an instance do
+// not carry over to a new instance of the same name after a purge (both
+// start at generation 1).
+func TestAuthorizationCacheAcrossIncarnations(t *testing.T) {
+	s := servertest.Start(t)
+	c := newCall(t, s)
+	admin := s.AdminToken(t)
+	code, _, body := c.do("POST", s.Endpoint+"/tresor/principals", admin, wire.PrincipalCreate{DisplayName: "former admin"})
+	if code != 201 {
+		t.Fatalf("principal: %d %s", code, body)
+	}
+	var p wire.Principal
+	mustJSON(t, body, &p)
+	user := s.Token(t, p.ClientID, p.ClientSecret, s.HSMResource())
+	list := s.HSMURL("reborn") + "///providers/Microsoft.Authorization/roleAssignments?api-version=7.4"
+
+	if code, _, body := c.do("PUT", c.hsmPath("reborn"), admin, createBody(p.ObjectID)); code != 202 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	if code, _, body := c.do("GET", list, user, nil); code != 200 {
+		t.Fatalf("the instance's administrator lists assignments: %d %s", code, body)
+	}
+	c.do("DELETE", c.hsmPath("reborn"), admin, nil)
+	purge := s.Endpoint + "/subscriptions/" + c.sub() + "/providers/Microsoft.KeyVault/locations/local/deletedManagedHSMs/reborn/purge" + armVersion
+	if code, _, body := c.do("POST", purge, admin, nil); code != 202 {
+		t.Fatalf("purge: %d %s", code, body)
+	}
+	if code, _, body := c.do("PUT", c.hsmPath("reborn"), admin, createBody(s.ObjectID)); code != 202 {
+		t.Fatalf("re-create: %d %s", code, body)
+	}
+	code, _, body = c.do("GET", list, user, nil)
+	wantError(t, code, body, http.StatusForbidden, "Forbidden")
+}
