@@ -217,6 +217,12 @@ func (a *API) hsmName(host string) (string, bool) {
 type ctxKey struct{}
 
 func (a *API) serveHSM(w http.ResponseWriter, r *http.Request, name string) {
+	// Without a token the answer is the challenge, whatever the name: it
+	// must not tell which HSMs exist.
+	if bearer(r) == "" {
+		a.challenge(w, r, "")
+		return
+	}
 	in, err := a.deps.Instances.Get(r.Context(), name)
 	if err != nil {
 		if fault.KindOf(err) == fault.NotFound {
@@ -226,11 +232,6 @@ func (a *API) serveHSM(w http.ResponseWriter, r *http.Request, name string) {
 		return
 	}
 	if _, pattern := a.hsm.Handler(r); pattern == "" {
-		// Unknown routes still get the challenge first, as the service does.
-		if bearer(r) == "" {
-			a.challenge(w, r, "")
-			return
-		}
 		a.writeError(w, r, fault.New(fault.NotFound, "NotFound", "no route for %s %s", r.Method, r.URL.Path))
 		return
 	}
@@ -320,21 +321,24 @@ func (a *API) checkVersion(rt route, r *http.Request) error {
 
 // regionAdmin tells whether the caller is a region administrator. A local
 // token whose principal was deleted is no longer valid.
+//
+// Principals are identified by object id in role assignments, so an
+// external token whose id names a local principal is refused: it would
+// inherit that principal's roles.
 func (a *API) regionAdmin(ctx context.Context, c identity.Caller) (bool, error) {
+	p, err := a.deps.Principals.Get(ctx, c.ObjectID)
+	switch {
+	case c.Local && fault.KindOf(err) == fault.NotFound:
+		return false, fault.New(fault.Unauthorized, "Unauthorized", "the principal of this token no longer exists")
+	case !c.Local && err == nil:
+		return false, fault.New(fault.Unauthorized, "Unauthorized", "the principal id of this token names a principal of the region's own identity service")
+	case err != nil && fault.KindOf(err) != fault.NotFound:
+		return false, err
+	}
 	if slices.ContainsFunc(a.cfg.RegionAdmins, func(s string) bool { return strings.EqualFold(s, c.ObjectID) }) {
 		return true, nil
 	}
-	if !c.Local {
-		return false, nil
-	}
-	p, err := a.deps.Principals.Get(ctx, c.ObjectID)
-	if err != nil {
-		if fault.KindOf(err) == fault.NotFound {
-			return false, fault.New(fault.Unauthorized, "Unauthorized", "the principal of this token no longer exists")
-		}
-		return false, err
-	}
-	return p.RegionAdmin, nil
+	return c.Local && p.RegionAdmin, nil
 }
 
 // knownPrincipals checks that object ids name principals (see

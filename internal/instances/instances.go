@@ -482,24 +482,16 @@ func (s *Service) list(ctx context.Context, keep func(store.Instance) bool) ([]I
 	return out, nil
 }
 
-// IsAdministrator reports whether c may manage the instance: a region
-// administrator, or a principal holding the Managed HSM Administrator role
-// at scope "/" of the instance.
-func (s *Service) IsAdministrator(ctx context.Context, c Caller, in Instance) (bool, error) {
+// IsAdministrator reports whether c may manage the instance through the
+// control plane: a region administrator, or one of the instance's initial
+// administrators. Local RBAC (the data plane) grants no control-plane
+// rights, as in Azure, so a principal that can write role assignments
+// cannot make itself able to delete or purge the instance.
+func (s *Service) IsAdministrator(_ context.Context, c Caller, in Instance) (bool, error) {
 	if c.RegionAdmin {
 		return true, nil
 	}
-	ras, err := s.RoleAssignments(ctx, in)
-	if err != nil {
-		return false, err
-	}
-	for _, ra := range ras {
-		if strings.EqualFold(ra.PrincipalID, c.ObjectID) && ra.Scope == "/" &&
-			ra.RoleDefinitionID == RoleDefinitionPrefix+AdministratorRoleID {
-			return true, nil
-		}
-	}
-	return false, nil
+	return slices.ContainsFunc(in.InitialAdmins, func(a string) bool { return strings.EqualFold(a, c.ObjectID) }), nil
 }
 
 func (s *Service) mustAdmin(ctx context.Context, c Caller, in Instance, what string) error {

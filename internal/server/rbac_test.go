@@ -756,3 +756,32 @@ func TestAuthorizationCacheAcrossIncarnations(t *testing.T) {
 	code, _, body = c.do("GET", list, user, nil)
 	wantError(t, code, body, http.StatusForbidden, "Forbidden")
 }
+
+// TestLocalRBACGrantsNoControlPlane: a principal that makes itself
+// Managed HSM Administrator through local RBAC still cannot delete the
+// instance through the control plane.
+func TestLocalRBACGrantsNoControlPlane(t *testing.T) {
+	s := servertest.Start(t)
+	c := newCall(t, s)
+	admin := s.AdminToken(t)
+	if code, _, body := c.do("PUT", c.hsmPath("owned"), admin, createBody(s.ObjectID)); code != 202 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	hsm := s.Token(t, s.ClientID, s.ClientSecret, s.HSMResource())
+	req := downloadBody(2, custodian(t, "sd1"), custodian(t, "sd2"), custodian(t, "sd3"))
+	if code, _, body := c.do("POST", s.HSMURL("owned")+"/securitydomain/download?api-version=7.4", hsm, req); code != 202 {
+		t.Fatalf("activate: %d %s", code, body)
+	}
+	code, _, body := c.do("POST", s.Endpoint+"/tresor/principals", admin, wire.PrincipalCreate{DisplayName: "policy admin"})
+	if code != 201 {
+		t.Fatalf("principal: %d %s", code, body)
+	}
+	var p wire.Principal
+	mustJSON(t, body, &p)
+	assign(t, c, hsm, "owned", "/", rbac.PolicyAdminID, p.ObjectID)
+	userHSM := s.Token(t, p.ClientID, p.ClientSecret, s.HSMResource())
+	assign(t, c, userHSM, "owned", "/", rbac.AdministratorID, p.ObjectID) // as in Managed HSM, allowed
+	userARM := s.Token(t, p.ClientID, p.ClientSecret, s.Endpoint)
+	code, _, body = c.do("DELETE", c.hsmPath("owned"), userARM, nil)
+	wantError(t, code, body, http.StatusForbidden, "AuthorizationFailed")
+}

@@ -335,18 +335,19 @@ func TestAuthentication(t *testing.T) {
 		token string
 		want  int
 	}{
-		"none":               {"", 401},
-		"garbage":            {"not.a.token", 401},
-		"forged":             {forge(t, jwks.Keys[0].Kid, local), 401},
-		"expired":            {signExt(with(ext, "exp", now-3600)), 401},
-		"not yet valid":      {signExt(with(ext, "nbf", now+3600)), 401},
-		"other audience":     {signExt(with(ext, "aud", "someone-else")), 401},
-		"hsm token on ARM":   {s.Token(t, s.ClientID, s.ClientSecret, s.HSMResource()), 401},
-		"ARM audience":       {s.Token(t, s.ClientID, s.ClientSecret, "https://management.core.windows.net/"), 200},
-		"untrusted issuer":   {signExt(with(ext, "iss", "https://evil.example.test")), 401},
-		"external admin":     {signExt(ext), 200},
-		"local admin":        {admin, 200},
-		"external non-admin": {signExt(with(ext, "sub", "99999999-2222-4333-8444-555555555555")), 200},
+		"none":                             {"", 401},
+		"garbage":                          {"not.a.token", 401},
+		"forged":                           {forge(t, jwks.Keys[0].Kid, local), 401},
+		"expired":                          {signExt(with(ext, "exp", now-3600)), 401},
+		"not yet valid":                    {signExt(with(ext, "nbf", now+3600)), 401},
+		"other audience":                   {signExt(with(ext, "aud", "someone-else")), 401},
+		"hsm token on ARM":                 {s.Token(t, s.ClientID, s.ClientSecret, s.HSMResource()), 401},
+		"ARM audience":                     {s.Token(t, s.ClientID, s.ClientSecret, "https://management.core.windows.net/"), 200},
+		"untrusted issuer":                 {signExt(with(ext, "iss", "https://evil.example.test")), 401},
+		"external admin":                   {signExt(ext), 200},
+		"local admin":                      {admin, 200},
+		"external non-admin":               {signExt(with(ext, "sub", "99999999-2222-4333-8444-555555555555")), 200},
+		"external id of a local principal": {signExt(with(ext, "sub", s.ObjectID)), 401},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -377,9 +378,15 @@ func TestAuthentication(t *testing.T) {
 	if code != 401 || hdr.Get("WWW-Authenticate") != wantChallenge {
 		t.Fatalf("challenge: %d %q %s", code, hdr.Get("WWW-Authenticate"), body)
 	}
-	// Unknown instance → 404 with an Azure body.
-	code, _, body = c.do("GET", s.HSMURL("nosuchhsm")+"/keys?api-version=7.4", "", nil)
+	// Unknown instance → 404 with an Azure body; without a token, the
+	// challenge, so that names cannot be probed.
+	hsmTok := s.Token(t, s.ClientID, s.ClientSecret, s.HSMResource())
+	code, _, body = c.do("GET", s.HSMURL("nosuchhsm")+"/keys?api-version=7.4", hsmTok, nil)
 	wantError(t, code, body, http.StatusNotFound, "ResourceNotFound")
+	code, hdr, _ = c.do("GET", s.HSMURL("nosuchhsm")+"/keys?api-version=7.4", "", nil)
+	if code != 401 || hdr.Get("WWW-Authenticate") != wantChallenge {
+		t.Fatalf("unknown instance without a token: %d %q", code, hdr.Get("WWW-Authenticate"))
+	}
 	// A management token is not an HSM token.
 	for _, tok := range []string{admin, s.Token(t, s.ClientID, s.ClientSecret, "https://management.azure.com/")} {
 		code, _, _ = c.do("POST", s.HSMURL("authhsm")+"/rng?api-version=7.4", tok, `{"count":8}`)
