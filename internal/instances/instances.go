@@ -506,6 +506,11 @@ func (s *Service) mustAdmin(ctx context.Context, c Caller, in Instance, what str
 	return nil
 }
 
+// SealedRoot is the instance's root key as the seal wrapped it: it tells
+// apart incarnations of a name, and changes when a security-domain upload
+// replaces the root. Writers pass it to store.WriteInstanceValues.
+func (i Instance) SealedRoot() []byte { return i.wrappedRoot }
+
 // Root returns the instance's root key (unwrapped by the seal; cached).
 func (s *Service) Root(in Instance) (*barrier.RootKey, error) {
 	e, err := s.rootEntry(in)

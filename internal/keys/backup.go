@@ -58,6 +58,7 @@ func backupAEAD(root *barrier.RootKey) (cipher.AEAD, error) {
 
 // Backup returns an opaque blob with every version of a key that is not deleted.
 func (s *Service) Backup(ctx context.Context, in instances.Instance, name string) ([]byte, error) {
+	name = storageName(name)
 	var p backupPayload
 	err := s.retry(in, name, func() error {
 		first, _, err := s.read(ctx, in, name)
@@ -75,6 +76,9 @@ func (s *Service) Backup(ctx context.Context, in instances.Instance, name string
 			return errRetry
 		}
 		p = backupPayload{Name: name, Record: snap.rec}
+		if snap.rec.Name != "" {
+			p.Name = snap.rec.Name
+		}
 		for _, v := range snap.rec.Versions {
 			vr, err := s.openVersion(in, name, v, sealed[v])
 			if err != nil {
@@ -184,20 +188,21 @@ func (s *Service) Restore(ctx context.Context, in instances.Instance, blob []byt
 	rec.Name, rec.Deleted = p.Name, false
 	rec.DeletedDate, rec.ScheduledPurgeDate = rec.DeletedDate.UTC(), rec.ScheduledPurgeDate.UTC()
 	var out Version
-	err = s.retry(in, p.Name, func() error {
-		snap, _, err := s.read(ctx, in, p.Name)
+	id := storageName(p.Name)
+	err = s.retry(in, id, func() error {
+		snap, _, err := s.read(ctx, in, id)
 		if err != nil {
 			return err
 		}
 		if snap.recSealed != nil {
 			return fault.New(fault.Conflict, "Conflict", "a key named %s exists (or is deleted and recoverable) in this managed HSM; restore needs a free name", p.Name)
 		}
-		if err := s.write(ctx, in, snap, p.Name, &rec, p.Versions, nil); err != nil {
+		if err := s.write(ctx, in, snap, id, &rec, p.Versions, nil); err != nil {
 			return err
 		}
 		for _, vr := range p.Versions {
 			if vr.Version == rec.Current {
-				v, err := s.toVersion(p.Name, rec, vr)
+				v, err := s.toVersion(id, rec, vr)
 				out = v
 				return err
 			}

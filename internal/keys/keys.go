@@ -152,6 +152,11 @@ func badParameter(format string, args ...any) error {
 	return fault.New(fault.BadParameter, "BadParameter", format, args...)
 }
 
+// storageName is the name a key is stored under: key names are
+// case-insensitive, as in Key Vault (the record keeps the name as first
+// given, for answers).
+func storageName(name string) string { return strings.ToLower(name) }
+
 // ValidateName checks a key name.
 func ValidateName(name string) error {
 	if !nameRE.MatchString(name) {
@@ -219,7 +224,11 @@ func (s *Service) read(ctx context.Context, in instances.Instance, name string, 
 func (s *Service) readVersion(ctx context.Context, in instances.Instance, name, version string) (snapshot, versionRecord, []byte, error) {
 	var snap snapshot
 	var sealed []byte
-	err := s.st.View(ctx, func(r store.Reader) error {
+	b, err := s.inst.Barrier(in)
+	if err != nil {
+		return snap, versionRecord{}, nil, err
+	}
+	err = s.st.View(ctx, func(r store.Reader) error {
 		v, err := r.InstanceValue(in.Key, BucketKeys, name)
 		if errors.Is(err, store.ErrNotFound) {
 			return keyNotFound(name)
@@ -228,42 +237,27 @@ func (s *Service) readVersion(ctx context.Context, in instances.Instance, name, 
 			return err
 		}
 		snap.recSealed = v
-		if version != "" {
-			sealed, err = r.InstanceValue(in.Key, BucketVersions, name+"/"+version)
-			if errors.Is(err, store.ErrNotFound) {
-				return versionNotFound(name, version)
-			}
+		pt, err := b.Open(BucketKeys+"/"+name, v)
+		if err != nil {
+			return fmt.Errorf("keys: open record of %s: %w", name, err)
+		}
+		if err := json.Unmarshal(pt, &snap.rec); err != nil {
 			return err
 		}
-		return nil
+		if snap.rec.Deleted {
+			return keyNotFound(name)
+		}
+		if version == "" {
+			version = snap.rec.Current
+		}
+		sealed, err = r.InstanceValue(in.Key, BucketVersions, name+"/"+version)
+		if errors.Is(err, store.ErrNotFound) {
+			return versionNotFound(name, version)
+		}
+		return err
 	})
 	if err != nil {
 		return snap, versionRecord{}, nil, err
-	}
-	b, err := s.inst.Barrier(in)
-	if err != nil {
-		return snap, versionRecord{}, nil, err
-	}
-	pt, err := b.Open(BucketKeys+"/"+name, snap.recSealed)
-	if err != nil {
-		return snap, versionRecord{}, nil, fmt.Errorf("keys: open record of %s: %w", name, err)
-	}
-	if err := json.Unmarshal(pt, &snap.rec); err != nil {
-		return snap, versionRecord{}, nil, err
-	}
-	if snap.rec.Deleted {
-		return snap, versionRecord{}, nil, keyNotFound(name)
-	}
-	if version == "" {
-		version = snap.rec.Current
-		err := s.st.View(ctx, func(r store.Reader) error {
-			var err error
-			sealed, err = r.InstanceValue(in.Key, BucketVersions, name+"/"+version)
-			return err
-		})
-		if err != nil {
-			return snap, versionRecord{}, nil, err
-		}
 	}
 	vr, err := s.openVersion(in, name, version, sealed)
 	return snap, vr, sealed, err
@@ -325,7 +319,7 @@ func (s *Service) write(ctx context.Context, in instances.Instance, snap snapsho
 	if err != nil {
 		return err
 	}
-	cmd := store.WriteInstanceValues{Name: in.Key}
+	cmd := store.WriteInstanceValues{Name: in.Key, Root: in.SealedRoot()}
 	if snap.recSealed == nil {
 		cmd.Conditions = append(cmd.Conditions, store.Condition{Bucket: BucketKeys, Key: name, Absent: true})
 	} else {
@@ -397,9 +391,19 @@ func (s *Service) toVersion(name string, rec keyRecord, vr versionRecord) (Versi
 }
 
 func (s *Service) versionWith(name string, rec keyRecord, vr versionRecord, k *keyops.Key) Version {
+	v := summary(name, rec, vr)
+	v.Type, v.Public = k.Type(), k.PublicJWK()
+	return v
+}
+
+// summary is a version without its key (for lists: no key material is
+// parsed).
+func summary(name string, rec keyRecord, vr versionRecord) Version {
+	if rec.Name != "" {
+		name = rec.Name // as the key was first named
+	}
 	v := Version{
-		Name: name, Version: vr.Version, KeyOps: slices.Clone(vr.KeyOps), Tags: vr.Tags, Type: k.Type(),
-		Public: k.PublicJWK(), ReleasePolicy: vr.ReleasePolicy,
+		Name: name, Version: vr.Version, KeyOps: slices.Clone(vr.KeyOps), Tags: vr.Tags, ReleasePolicy: vr.ReleasePolicy,
 		Attributes: Attributes{
 			Enabled: vr.Enabled, Created: time.Unix(vr.Created, 0), Updated: time.Unix(vr.Updated, 0), Exportable: vr.Exportable,
 		},
@@ -531,7 +535,8 @@ func (s *Service) validateParams(ops []string, attrs AttrChange, tags map[string
 	return validateTags(tags)
 }
 
-func (s *Service) addVersion(ctx context.Context, in instances.Instance, name string, k *keyops.Key, ops []string, attrs AttrChange, tags map[string]string, rp json.RawMessage, rotation bool) (Version, error) {
+func (s *Service) addVersion(ctx context.Context, in instances.Instance, display string, k *keyops.Key, ops []string, attrs AttrChange, tags map[string]string, rp json.RawMessage, rotation bool) (Version, error) {
+	name := storageName(display)
 	material, err := k.MarshalBinary()
 	if err != nil {
 		return Version{}, err
@@ -551,7 +556,7 @@ func (s *Service) addVersion(ctx context.Context, in instances.Instance, name st
 		}
 		rec := snap.rec
 		if snap.recSealed == nil {
-			rec = keyRecord{Name: name}
+			rec = keyRecord{Name: display}
 		} else if rec.Deleted {
 			return fault.New(fault.Conflict, "Conflict",
 				"Key %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can only be recovered or purged", name)
@@ -595,6 +600,7 @@ func opError(err error) error {
 
 // Get returns a version ("" = current) of a key that is not deleted.
 func (s *Service) Get(ctx context.Context, in instances.Instance, name, version string) (Version, error) {
+	name = storageName(name)
 	snap, vr, sealed, err := s.readVersion(ctx, in, name, version)
 	if err != nil {
 		return Version{}, err
@@ -606,7 +612,8 @@ func (s *Service) Get(ctx context.Context, in instances.Instance, name, version 
 	return s.versionWith(name, snap.rec, vr, k), nil
 }
 
-// List returns the current version of every key that is not deleted, by name.
+// List returns the current version of every key that is (or, with deleted,
+// is not) deleted, by name, without their public keys.
 func (s *Service) List(ctx context.Context, in instances.Instance, deleted bool) ([]Version, error) {
 	b, err := s.inst.Barrier(in)
 	if err != nil {
@@ -638,19 +645,17 @@ func (s *Service) List(ctx context.Context, in instances.Instance, deleted bool)
 			if err != nil {
 				return err
 			}
-			v, err := s.toVersion(kv.Key, rec, vr)
-			if err != nil {
-				return err
-			}
-			out = append(out, v)
+			out = append(out, summary(kv.Key, rec, vr))
 		}
 		return nil
 	})
 	return out, err
 }
 
-// Versions lists every version of a key, in creation order.
+// Versions lists every version of a key, in creation order, without their
+// public keys.
 func (s *Service) Versions(ctx context.Context, in instances.Instance, name string) ([]Version, error) {
+	name = storageName(name)
 	snap, _, err := s.read(ctx, in, name)
 	if err != nil {
 		return nil, err
@@ -672,17 +677,14 @@ func (s *Service) Versions(ctx context.Context, in instances.Instance, name stri
 		if err != nil {
 			return nil, err
 		}
-		v, err := s.toVersion(name, snap.rec, vr)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
+		out = append(out, summary(name, snap.rec, vr))
 	}
 	return out, nil
 }
 
 // Update changes a version's key_ops, attributes and tags (nil = unchanged).
 func (s *Service) Update(ctx context.Context, in instances.Instance, name, version string, ops []string, attrs AttrChange, tags map[string]string, rp json.RawMessage) (Version, error) {
+	name = storageName(name)
 	if err := s.validateParams(ops, attrs, tags); err != nil {
 		return Version{}, err
 	}
@@ -743,7 +745,7 @@ func (s *Service) writeVersion(ctx context.Context, in instances.Instance, name 
 	if err != nil {
 		return err
 	}
-	err = s.st.Apply(ctx, store.WriteInstanceValues{Name: in.Key,
+	err = s.st.Apply(ctx, store.WriteInstanceValues{Name: in.Key, Root: in.SealedRoot(),
 		Puts:       []store.Value{{Bucket: BucketVersions, Key: key, Value: ct}},
 		Conditions: []store.Condition{{Bucket: BucketVersions, Key: key, Value: prev}}})
 	if errors.Is(err, store.ErrConflict) {
@@ -754,6 +756,7 @@ func (s *Service) writeVersion(ctx context.Context, in instances.Instance, name 
 
 // Delete soft-deletes a key (all versions).
 func (s *Service) Delete(ctx context.Context, in instances.Instance, name string) (Version, error) {
+	name = storageName(name)
 	var out Version
 	err := s.retry(in, name, func() error {
 		snap, vr, _, err := s.readVersion(ctx, in, name, "")
@@ -779,6 +782,7 @@ func (s *Service) Delete(ctx context.Context, in instances.Instance, name string
 
 // GetDeleted returns a deleted key (its current version).
 func (s *Service) GetDeleted(ctx context.Context, in instances.Instance, name string) (Version, error) {
+	name = storageName(name)
 	snap, vr, err := s.deleted(ctx, in, name)
 	if err != nil {
 		return Version{}, err
@@ -805,6 +809,7 @@ func (s *Service) deleted(ctx context.Context, in instances.Instance, name strin
 
 // Recover undoes a soft delete.
 func (s *Service) Recover(ctx context.Context, in instances.Instance, name string) (Version, error) {
+	name = storageName(name)
 	var out Version
 	err := s.retry(in, name, func() error {
 		snap, vr, err := s.deleted(ctx, in, name)
@@ -826,6 +831,7 @@ func (s *Service) Recover(ctx context.Context, in instances.Instance, name strin
 // Purge removes a deleted key for good; refused while the instance's purge
 // protection holds (until the scheduled purge date).
 func (s *Service) Purge(ctx context.Context, in instances.Instance, name string) error {
+	name = storageName(name)
 	return s.retry(in, name, func() error {
 		snap, _, err := s.deleted(ctx, in, name)
 		if err != nil {

@@ -25,6 +25,7 @@ const (
 
 // usable returns the version's key if it may perform op now.
 func (s *Service) usable(ctx context.Context, in instances.Instance, name, version string, op Op) (*keyops.Key, string, error) {
+	name = storageName(name)
 	_, vr, sealed, err := s.readVersion(ctx, in, name, version)
 	if err != nil {
 		return nil, "", err

@@ -123,6 +123,7 @@ func (p *RotationPolicy) Validate() error {
 
 // GetPolicy returns a key's rotation policy (the default if none was set).
 func (s *Service) GetPolicy(ctx context.Context, in instances.Instance, name string) (RotationPolicy, error) {
+	name = storageName(name)
 	snap, _, _, err := s.readVersion(ctx, in, name, "")
 	if err != nil {
 		return RotationPolicy{}, err
@@ -135,6 +136,7 @@ func (s *Service) GetPolicy(ctx context.Context, in instances.Instance, name str
 
 // PutPolicy sets a key's rotation policy.
 func (s *Service) PutPolicy(ctx context.Context, in instances.Instance, name string, p RotationPolicy) (RotationPolicy, error) {
+	name = storageName(name)
 	if err := p.Validate(); err != nil {
 		return RotationPolicy{}, err
 	}
@@ -163,6 +165,7 @@ func (s *Service) PutPolicy(ctx context.Context, in instances.Instance, name str
 // Rotate makes a new version of a key with the same type, size or curve,
 // key_ops and tags; its expiry follows the rotation policy.
 func (s *Service) Rotate(ctx context.Context, in instances.Instance, name string) (Version, error) {
+	name = storageName(name)
 	_, vr, sealed, err := s.readVersion(ctx, in, name, "")
 	if err != nil {
 		return Version{}, err
@@ -216,16 +219,16 @@ func (s *Service) RunDue(ctx context.Context, in instances.Instance) (rotated, p
 				if now.Before(v.ScheduledPurgeDate) {
 					continue
 				}
-				snap, _, err := s.read(ctx, in, v.Name)
+				snap, _, err := s.read(ctx, in, storageName(v.Name))
 				if err != nil || snap.recSealed == nil || !snap.rec.Deleted {
 					continue
 				}
-				if err := s.purge(ctx, in, snap, v.Name); err == nil {
+				if err := s.purge(ctx, in, snap, storageName(v.Name)); err == nil {
 					purged++
 				}
 				continue
 			}
-			snap, vr, _, err := s.readVersion(ctx, in, v.Name, "")
+			snap, vr, _, err := s.readVersion(ctx, in, storageName(v.Name), "")
 			if err != nil || !s.due(snap.rec, vr, now) {
 				continue
 			}

@@ -334,3 +334,45 @@ func TestConcurrentKeyVersions(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyNamesIgnoreCase: key names are case-insensitive, as in Key Vault:
+// "Payroll" and "payroll" are one key, which keeps the name it was created
+// with; a role scoped to one spelling covers the key, and no other.
+func TestKeyNamesIgnoreCase(t *testing.T) {
+	s := servertest.Start(t)
+	ctx := context.Background()
+	activeHSM(t, s, "cases")
+	kc := sdkClient(t, s, "cases", s.ClientID, s.ClientSecret)
+	first, err := kc.CreateKey(ctx, "Payroll", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeECHSM)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := kc.CreateKey(ctx, "payroll", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeECHSM)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Key.KID.Name() != "Payroll" || second.Key.KID.Name() != "Payroll" || first.Key.KID.Version() == second.Key.KID.Version() {
+		t.Fatalf("kids %s and %s: want two versions of Payroll", *first.Key.KID, *second.Key.KID)
+	}
+	got, err := kc.GetKey(ctx, "PAYROLL", first.Key.KID.Version(), nil)
+	if err != nil || got.Key.KID.Version() != first.Key.KID.Version() {
+		t.Fatalf("get by another spelling: %v", err)
+	}
+	n := 0
+	for pager := kc.NewListKeyPropertiesPager(nil); pager.More(); {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(page.Value)
+	}
+	if n != 1 {
+		t.Fatalf("%d keys listed, want 1", n)
+	}
+	if _, err := kc.DeleteKey(ctx, "pAyRoLl", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kc.CreateKey(ctx, "PAYROLL", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeECHSM)}, nil); httpStatus(err) != http.StatusConflict {
+		t.Fatalf("a deleted name under another spelling: %v", err)
+	}
+}

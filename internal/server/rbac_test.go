@@ -314,7 +314,8 @@ func TestKeyScopedRoles(t *testing.T) {
 	if code != 200 || !strings.Contains(string(body), a.Name) {
 		t.Fatalf("list at /keys/k1 by the key user: %d %s", code, body)
 	}
-	// Key names are not case-sensitive for authorization.
+	// Key names are case-insensitive: K1 is the same key as k1, for the
+	// key service and for authorization alike.
 	if code, _, body := e.c.do("GET", e.url("scoped", "/keys/K1"), user, nil); code == http.StatusForbidden {
 		t.Fatalf("get K1: %d %s", code, body)
 	}

@@ -104,7 +104,11 @@ type PurgeInstance struct {
 // the conditioned values are exactly as the writer read them. It is how
 // services change many values (keys) without contending on the instance.
 type WriteInstanceValues struct {
-	Name       string      `json:"name"`
+	Name string `json:"name"`
+	// Root, if set, must equal the instance's wrapped root: the writer's
+	// values were sealed under that root, and a re-created instance of the
+	// same name (or one whose root was replaced) must not receive them.
+	Root       []byte      `json:"root,omitempty"`
 	Puts       []Value     `json:"puts,omitempty"`
 	Deletes    []Value     `json:"deletes,omitempty"`
 	Conditions []Condition `json:"conditions,omitempty"`
@@ -355,6 +359,9 @@ func (c WriteInstanceValues) apply(tx txn) error {
 	}
 	if in.Deleted {
 		return fmt.Errorf("instance %s is deleted: %w", c.Name, ErrConflict)
+	}
+	if c.Root != nil && !bytes.Equal(c.Root, in.WrappedRoot) {
+		return fmt.Errorf("instance %s has another root: %w", c.Name, ErrConflict)
 	}
 	for _, cond := range c.Conditions {
 		cur := tx.get(instanceBucket(c.Name, cond.Bucket), cond.Key)

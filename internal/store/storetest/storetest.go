@@ -1131,7 +1131,7 @@ func sampleCommands() map[string]store.Command {
 		"RecoverInstance": store.RecoverInstance{Name: "hsm1", Expect: 3},
 		"PurgeInstance":   store.PurgeInstance{Name: "hsm1", Expect: 4},
 		"WriteInstanceValues": store.WriteInstanceValues{
-			Name: "hsm1", Puts: []store.Value{val("keys", "k1", "v1")}, Deletes: []store.Value{{Bucket: "keys", Key: "k0"}},
+			Name: "hsm1", Root: []byte("r"), Puts: []store.Value{val("keys", "k1", "v1")}, Deletes: []store.Value{{Bucket: "keys", Key: "k0"}},
 			Conditions: []store.Condition{{Bucket: "keys", Key: "k1", Absent: true}, {Bucket: "keys", Key: "k0", Value: []byte("v0")}},
 		},
 	}
@@ -1362,6 +1362,27 @@ func testWriteInstanceValues(t *testing.T, open func(*testing.T) store.Store) {
 			}
 		})
 	}
+	t.Run("root must match", func(t *testing.T) {
+		s := openStore(t, open)
+		mustApply(t, s, create("hsm1"))
+		var root []byte
+		if err := s.View(context.Background(), func(r store.Reader) error {
+			in, err := r.Instance("hsm1")
+			root = in.WrappedRoot
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Apply(context.Background(), store.WriteInstanceValues{Name: "hsm1", Root: []byte("another root"), Puts: []store.Value{val("keys", "k", "v")}}); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("write for another root: %v, want ErrConflict", err)
+		}
+		if got := get(t, s, "keys", "k"); got != nil {
+			t.Fatal("a refused write stored a value")
+		}
+		if err := s.Apply(context.Background(), store.WriteInstanceValues{Name: "hsm1", Root: root, Puts: []store.Value{val("keys", "k", "v")}}); err != nil {
+			t.Fatalf("write for the instance's root: %v", err)
+		}
+	})
 	t.Run("deleted or missing instance", func(t *testing.T) {
 		s := openStore(t, open)
 		mustApply(t, s, create("hsm1"), store.DeleteInstance{Name: "hsm1", Expect: 1, DeletionDate: t0, ScheduledPurgeDate: t1})
