@@ -34,6 +34,7 @@ import (
 	"sync"
 	"time"
 
+	"tresor/internal/barrier"
 	"tresor/internal/crypto/keyops"
 	"tresor/internal/fault"
 	"tresor/internal/instances"
@@ -112,7 +113,8 @@ type Service struct {
 	now  func() time.Time
 
 	mu    sync.Mutex
-	cache map[cacheKey]cacheEntry
+	cache map[cacheKey]cacheEntry // opened versions and parsed keys
+	recs  map[cacheKey]recEntry   // opened key records (version "")
 
 	keyLocks [64]sync.Mutex // writers of one key take turns (see retry)
 }
@@ -121,7 +123,13 @@ type cacheKey struct{ instance, name, version string }
 
 type cacheEntry struct {
 	sealed []byte
-	key    *keyops.Key
+	vr     versionRecord // opened from sealed
+	key    *keyops.Key   // parsed from vr.Material (nil until needed)
+}
+
+type recEntry struct {
+	sealed []byte
+	rec    keyRecord
 }
 
 // maxCached bounds the cache of parsed private keys.
@@ -132,7 +140,7 @@ func New(inst *instances.Service, st store.Store, now func() time.Time) *Service
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{inst: inst, st: st, now: now, cache: map[cacheKey]cacheEntry{}}
+	return &Service{inst: inst, st: st, now: now, cache: map[cacheKey]cacheEntry{}, recs: map[cacheKey]recEntry{}}
 }
 
 // Errors (with Azure's codes).
@@ -237,11 +245,7 @@ func (s *Service) readVersion(ctx context.Context, in instances.Instance, name, 
 			return err
 		}
 		snap.recSealed = v
-		pt, err := b.Open(BucketKeys+"/"+name, v)
-		if err != nil {
-			return fmt.Errorf("keys: open record of %s: %w", name, err)
-		}
-		if err := json.Unmarshal(pt, &snap.rec); err != nil {
+		if snap.rec, err = s.openRecord(in, b, name, v); err != nil {
 			return err
 		}
 		if snap.rec.Deleted {
@@ -259,8 +263,68 @@ func (s *Service) readVersion(ctx context.Context, in instances.Instance, name, 
 	if err != nil {
 		return snap, versionRecord{}, nil, err
 	}
-	vr, err := s.openVersion(in, name, version, sealed)
+	vr, err := s.openVersionCached(in, name, version, sealed)
 	return snap, vr, sealed, err
+}
+
+// The caches below are keyed by instance, key and version, and hold the
+// exact sealed bytes they were opened from: an entry serves only a read of
+// those same bytes, so a changed record (a new version, disabled, deleted,
+// or another incarnation of the instance) is always opened afresh. Cached
+// values are copies whose slices callers must not modify in place.
+
+// openRecord opens a key record, through the cache.
+func (s *Service) openRecord(in instances.Instance, b *barrier.Barrier, name string, sealed []byte) (keyRecord, error) {
+	ck := cacheKey{in.Key, name, ""}
+	s.mu.Lock()
+	e, ok := s.recs[ck]
+	s.mu.Unlock()
+	if ok && string(e.sealed) == string(sealed) {
+		rec := e.rec
+		rec.Versions = slices.Clone(rec.Versions)
+		return rec, nil
+	}
+	pt, err := b.Open(BucketKeys+"/"+name, sealed)
+	if err != nil {
+		return keyRecord{}, fmt.Errorf("keys: open record of %s: %w", name, err)
+	}
+	var rec keyRecord
+	if err := json.Unmarshal(pt, &rec); err != nil {
+		return keyRecord{}, err
+	}
+	s.mu.Lock()
+	if len(s.recs) >= maxCached {
+		clear(s.recs)
+	}
+	s.recs[ck] = recEntry{sealed: sealed, rec: rec}
+	s.mu.Unlock()
+	rec.Versions = slices.Clone(rec.Versions)
+	return rec, nil
+}
+
+// openVersionCached opens a version record, through the cache.
+func (s *Service) openVersionCached(in instances.Instance, name, version string, sealed []byte) (versionRecord, error) {
+	ck := cacheKey{in.Key, name, version}
+	s.mu.Lock()
+	e, ok := s.cache[ck]
+	s.mu.Unlock()
+	if ok && string(e.sealed) == string(sealed) {
+		return e.vr, nil
+	}
+	vr, err := s.openVersion(in, name, version, sealed)
+	if err != nil {
+		return vr, err
+	}
+	s.mu.Lock()
+	if len(s.cache) >= maxCached {
+		for old := range s.cache { // drop an arbitrary entry
+			delete(s.cache, old)
+			break
+		}
+	}
+	s.cache[ck] = cacheEntry{sealed: sealed, vr: vr}
+	s.mu.Unlock()
+	return vr, nil
 }
 
 func (s *Service) openVersion(in instances.Instance, name, version string, sealed []byte) (versionRecord, error) {
@@ -283,7 +347,7 @@ func (s *Service) material(in instances.Instance, name string, vr versionRecord,
 	s.mu.Lock()
 	e, ok := s.cache[ck]
 	s.mu.Unlock()
-	if ok && string(e.sealed) == string(sealed) {
+	if ok && string(e.sealed) == string(sealed) && e.key != nil {
 		return e.key, nil
 	}
 	k, err := keyops.UnmarshalKey(vr.Material)
@@ -297,7 +361,7 @@ func (s *Service) material(in instances.Instance, name string, vr versionRecord,
 			break
 		}
 	}
-	s.cache[ck] = cacheEntry{sealed: sealed, key: k}
+	s.cache[ck] = cacheEntry{sealed: sealed, vr: vr, key: k}
 	s.mu.Unlock()
 	return k, nil
 }
@@ -311,6 +375,7 @@ func (s *Service) forget(instance, name string) {
 			delete(s.cache, k)
 		}
 	}
+	delete(s.recs, cacheKey{instance, name, ""})
 }
 
 // write seals and applies records, conditioned on the record read.
