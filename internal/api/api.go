@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -399,7 +398,3 @@ func newRequestID() string {
 	return s[0:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:]
 }
 
-func unix(t time.Time) int64 { return t.Unix() }
-
-var _ = strconv.Itoa
-var _ = unix

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"tresor/internal/fault"
 	"tresor/internal/instances"
@@ -340,4 +339,3 @@ func (a *API) purgeHSM(w http.ResponseWriter, r *http.Request, rc *reqCtx) error
 	return nil
 }
 
-var _ = time.Now
