@@ -338,4 +338,3 @@ func (a *API) purgeHSM(w http.ResponseWriter, r *http.Request, rc *reqCtx) error
 	w.WriteHeader(http.StatusAccepted)
 	return nil
 }
-
