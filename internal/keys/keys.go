@@ -856,8 +856,7 @@ func (s *Service) GetDeleted(ctx context.Context, in instances.Instance, name st
 }
 
 func (s *Service) deleted(ctx context.Context, in instances.Instance, name string) (snapshot, versionRecord, error) {
-	snap, sealed, err := s.read(ctx, in, name)
-	_ = sealed
+	snap, _, err := s.read(ctx, in, name)
 	if err != nil {
 		return snap, versionRecord{}, err
 	}
