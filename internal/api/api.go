@@ -10,6 +10,7 @@ package api
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -157,6 +158,7 @@ type handler func(w http.ResponseWriter, r *http.Request, rc *reqCtx) error
 // reqCtx carries what the middleware learned about a request.
 type reqCtx struct {
 	caller   identity.Caller
+	tokenSum [sha256.Size]byte  // SHA-256 of the bearer token (the caches' key)
 	admin    bool               // region administrator
 	instance instances.Instance // HSM plane only
 }
@@ -259,7 +261,8 @@ func (a *API) wrap(rt route) http.Handler {
 			if rt.plane == hsmPlane {
 				v = a.deps.HSMValidator
 			}
-			caller, err := a.tokens.validate(r.Context(), v, rt.plane, tok, time.Now())
+			rc.tokenSum = sha256.Sum256([]byte(tok))
+			caller, err := a.tokens.validate(r.Context(), v, rt.plane, tok, rc.tokenSum, time.Now())
 			if err != nil {
 				a.challenge(w, r, err.Error())
 				return

@@ -2,7 +2,6 @@ package api
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
 
@@ -21,7 +20,7 @@ func (a *API) authorize(r *http.Request, rt route, rc *reqCtx) error {
 	if rt.scope != nil {
 		scope = rt.scope(r)
 	}
-	key := authzKey{token: sha256.Sum256([]byte(bearer(r))), instance: rc.instance.Key,
+	key := authzKey{token: rc.tokenSum, instance: rc.instance.Key,
 		created: rc.instance.Created.UnixNano(), generation: rc.instance.Generation}
 	grants, ok := a.authz.get(key)
 	if !ok {

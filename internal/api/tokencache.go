@@ -26,8 +26,9 @@ type tokenCacheKey struct {
 
 const maxCachedTokens = 4096
 
-func (c *tokenCache) validate(ctx context.Context, v Validator, p plane, tok string, now time.Time) (identity.Caller, error) {
-	key := tokenCacheKey{plane: p, sum: sha256.Sum256([]byte(tok))}
+// validate returns the caller of tok, whose SHA-256 is sum.
+func (c *tokenCache) validate(ctx context.Context, v Validator, p plane, tok string, sum [sha256.Size]byte, now time.Time) (identity.Caller, error) {
+	key := tokenCacheKey{plane: p, sum: sum}
 	c.mu.Lock()
 	caller, ok := c.entries[key]
 	c.mu.Unlock()
