@@ -9,9 +9,7 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
@@ -185,7 +183,7 @@ func (a *API) register(rt route) error {
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("x-ms-request-id", newRequestID())
+	h.Set("x-ms-request-id", instances.NewUUID())
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
@@ -392,11 +390,4 @@ func (a *API) challenge(w http.ResponseWriter, r *http.Request, reason string) {
 
 func errorBody(code, msg string) any {
 	return map[string]any{"error": map[string]string{"code": code, "message": msg}}
-}
-
-func newRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	s := hex.EncodeToString(b[:])
-	return s[0:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:]
 }

@@ -217,11 +217,7 @@ func (s *Service) read(ctx context.Context, in instances.Instance, name string, 
 	if err != nil {
 		return snap, nil, err
 	}
-	pt, err := b.Open(BucketKeys+"/"+name, snap.recSealed)
-	if err != nil {
-		return snap, nil, fmt.Errorf("keys: open record of %s: %w", name, err)
-	}
-	if err := json.Unmarshal(pt, &snap.rec); err != nil {
+	if snap.rec, err = s.openRecord(in, b, name, snap.recSealed); err != nil {
 		return snap, nil, err
 	}
 	return snap, sealedVersions, nil
