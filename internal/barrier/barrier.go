@@ -124,19 +124,38 @@ type Barrier struct {
 	namespace string
 }
 
-// Label of the storage key derived from a root key.
-const storageLabel = "tresor/storage/v1"
+// Purpose names what a barrier seals. Each purpose derives its own key from
+// the root (HKDF-SHA-256 with a distinct label), so a value sealed for one
+// purpose never opens under another, even in the same namespace and path.
+// The set is closed: only the purposes below exist.
+type Purpose struct{ label string }
 
-// New returns the barrier of namespace (an instance name, or "region") keyed
-// by root. The namespace must not contain a NUL byte, which separates it from
-// the path in the additional data.
-func New(root *RootKey, namespace string) (*Barrier, error) {
+// The purposes of Tresor's barriers.
+var (
+	// Storage seals values at rest in the store.
+	Storage = Purpose{"tresor/storage/v1"}
+	// FullBackup seals the objects of a full HSM backup in blob storage.
+	FullBackup = Purpose{"tresor/full-backup/v1"}
+	// KeyBackup seals single-key backups (POST /keys/{name}/backup).
+	KeyBackup = Purpose{"tresor/key-backup/v1"}
+)
+
+// String returns the purpose's HKDF label.
+func (p Purpose) String() string { return p.label }
+
+// New returns the barrier of one purpose and namespace (an instance name,
+// "region", a backup folder) keyed by root. The namespace must not contain
+// a NUL byte, which separates it from the path in the additional data.
+func New(root *RootKey, purpose Purpose, namespace string) (*Barrier, error) {
+	if purpose.label == "" {
+		return nil, errors.New("barrier: no purpose")
+	}
 	if strings.Contains(namespace, "\x00") {
 		return nil, errors.New("barrier: namespace contains a NUL byte")
 	}
-	key, err := root.Derive(storageLabel, 32)
+	key, err := root.Derive(purpose.label, 32)
 	if err != nil {
-		return nil, fmt.Errorf("barrier: derive storage key: %w", err)
+		return nil, fmt.Errorf("barrier: derive %s key: %w", purpose.label, err)
 	}
 	aead, err := newGCM(key)
 	if err != nil {
@@ -160,6 +179,9 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 func (b *Barrier) aad(path string) []byte {
 	return []byte(b.namespace + "\x00" + path)
 }
+
+// Overhead is how many bytes Seal adds to a plaintext.
+const Overhead = 1 + 12 + 16
 
 // Seal encrypts plaintext for the given path.
 func (b *Barrier) Seal(path string, plaintext []byte) ([]byte, error) {

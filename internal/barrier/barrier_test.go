@@ -48,7 +48,7 @@ func randomKey(t *testing.T) *barrier.RootKey {
 
 func newBarrier(t *testing.T, root *barrier.RootKey, namespace string) *barrier.Barrier {
 	t.Helper()
-	b, err := barrier.New(root, namespace)
+	b, err := barrier.New(root, barrier.Storage, namespace)
 	if err != nil {
 		t.Fatalf("New(%q): %v", namespace, err)
 	}
@@ -177,7 +177,7 @@ func TestOpenAADBinding(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			b, err := barrier.New(tc.root, tc.namespace)
+			b, err := barrier.New(tc.root, barrier.Storage, tc.namespace)
 			if err != nil {
 				// A namespace that could blur the namespace/path boundary
 				// may be refused outright; that is binding too.
@@ -216,7 +216,7 @@ func mustRootKeyFromDerive(t *testing.T, k *barrier.RootKey) *barrier.RootKey {
 func TestNewRejectsNULInNamespace(t *testing.T) {
 	// With a NUL in the namespace, (namespace, path) pairs would share
 	// additional data: ("a\x00b", "c") and ("a", "b\x00c").
-	if b, err := barrier.New(randomKey(t), "a\x00b"); err == nil {
+	if b, err := barrier.New(randomKey(t), barrier.Storage, "a\x00b"); err == nil {
 		t.Fatalf("New with a NUL in the namespace = %v, want an error", b)
 	}
 }
@@ -783,7 +783,7 @@ func TestZeroRootKeyUnusable(t *testing.T) {
 	uses := map[string]func(k *barrier.RootKey){
 		"Derive":        func(k *barrier.RootKey) { k.Derive("x", 32) },
 		"ID":            func(k *barrier.RootKey) { _ = k.ID() },
-		"New":           func(k *barrier.RootKey) { barrier.New(k, "hsm1") },
+		"New":           func(k *barrier.RootKey) { barrier.New(k, barrier.Storage, "hsm1") },
 		"InsecureBytes": func(k *barrier.RootKey) { _ = k.InsecureBytes() },
 		"Equal":         func(k *barrier.RootKey) { k.Equal(k) },
 	}
@@ -796,5 +796,44 @@ func TestZeroRootKeyUnusable(t *testing.T) {
 			}()
 			use(&barrier.RootKey{})
 		})
+	}
+}
+
+// TestPurposesAreSeparate: a value sealed for one purpose opens under no
+// other, with the same root, namespace and path.
+func TestPurposesAreSeparate(t *testing.T) {
+	root := seqKey(t, 0)
+	purposes := map[string]barrier.Purpose{
+		"storage": barrier.Storage, "full backup": barrier.FullBackup, "key backup": barrier.KeyBackup,
+	}
+	for sealName, sp := range purposes {
+		sealer, err := barrier.New(root, sp, "hsm1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealed, err := sealer.Seal("p", []byte("secret"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sealed) != len("secret")+barrier.Overhead {
+			t.Errorf("%s: sealed %d bytes, want plaintext + Overhead (%d)", sealName, len(sealed), len("secret")+barrier.Overhead)
+		}
+		for openName, op := range purposes {
+			opener, err := barrier.New(root, op, "hsm1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			pt, err := opener.Open("p", sealed)
+			if sealName == openName {
+				if err != nil || string(pt) != "secret" {
+					t.Errorf("%s: Open = %q, %v", sealName, pt, err)
+				}
+				continue
+			}
+			wantErrOpen(t, sealName+" opened as "+openName, pt, err)
+		}
+	}
+	if _, err := barrier.New(root, barrier.Purpose{}, "hsm1"); err == nil {
+		t.Error("New with the zero Purpose succeeded")
 	}
 }

@@ -1,6 +1,8 @@
 package barrier
 
 import (
+	"tresor/internal/atomicfile"
+
 	"crypto/cipher"
 	"crypto/rand"
 	"errors"
@@ -8,7 +10,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 )
 
 // Seal protects root keys at rest. Implementations are safe for concurrent use.
@@ -37,7 +38,7 @@ func OpenFileSeal(path string, create bool) (*FileSeal, error) {
 		if _, err := io.ReadFull(rand.Reader, key); err != nil {
 			return nil, fmt.Errorf("barrier: seal key: %w", err)
 		}
-		if err := writeNewFileSync(path, key, 0o600); err != nil {
+		if err := atomicfile.WriteNew(path, key, 0o600); err != nil {
 			return nil, fmt.Errorf("barrier: write seal key: %w", err)
 		}
 	case err != nil:
@@ -85,48 +86,6 @@ func readKeyFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("barrier: read seal key: %w", err)
 	}
 	return key, nil
-}
-
-// writeNewFileSync writes data to a new temporary file of mode perm, syncs
-// it, and links it into place at path. It never replaces an existing file:
-// overwriting a seal key would lose every root key it wraps.
-func writeNewFileSync(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Link(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-// syncDir makes a new directory entry durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // WrapRootKey wraps a root key with seal, bound to name.

@@ -274,7 +274,7 @@ func (s *Service) Create(ctx context.Context, c Caller, req CreateRequest) (Inst
 	if err != nil {
 		return Instance{}, err
 	}
-	ib, err := barrier.New(root, key)
+	ib, err := barrier.New(root, barrier.Storage, key)
 	if err != nil {
 		return Instance{}, err
 	}
@@ -541,7 +541,7 @@ func (s *Service) rootEntry(in Instance) (rootEntry, error) {
 	if err != nil {
 		return rootEntry{}, fmt.Errorf("instances: unwrap root of %s: %w", in.Key, err)
 	}
-	b, err := barrier.New(root, in.Key)
+	b, err := barrier.New(root, barrier.Storage, in.Key)
 	if err != nil {
 		return rootEntry{}, err
 	}

@@ -272,7 +272,7 @@ func (s *Service) reseal(ctx context.Context, in Instance, root *barrier.RootKey
 	if err != nil {
 		return store.UpdateInstance{}, err
 	}
-	newB, err := barrier.New(root, in.Key)
+	newB, err := barrier.New(root, barrier.Storage, in.Key)
 	if err != nil {
 		return store.UpdateInstance{}, err
 	}

@@ -2,9 +2,6 @@ package keys
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +16,7 @@ import (
 //
 //	{"format": "tresor.keybackup/v1", "rootId": "<hex>", "nonce": <b64>, "ciphertext": <b64>}
 //
-// whose ciphertext is AES-256-GCM under a key derived from the instance's
+// whose ciphertext is AES-256-GCM (the barrier of purpose KeyBackup) under a key derived from the instance's
 // security-domain root (label "tresor/key-backup/v1"), with the format and
 // the root id as additional data. The plaintext holds the key's record
 // (versions, rotation policy) and every version record. Any instance holding
@@ -44,17 +41,19 @@ type backupPayload struct {
 	Versions []versionRecord `json:"versions"`
 }
 
-func backupAEAD(root *barrier.RootKey) (cipher.AEAD, error) {
-	k, err := root.Derive(backupLabel, 32)
-	if err != nil {
-		return nil, err
-	}
-	block, err := aes.NewCipher(k)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(block)
+// backupBarrier seals single-key backups: the purpose KeyBackup, the format
+// as namespace and the root id as path, so the additional data is the
+// format, a NUL byte and the root id.
+func backupBarrier(root *barrier.RootKey) (*barrier.Barrier, error) {
+	return barrier.New(root, barrier.KeyBackup, backupFormat)
 }
+
+// The envelope carries the barrier's sealed bytes (version ‖ nonce ‖
+// ciphertext) split into its nonce and ciphertext fields.
+const (
+	sealVersion = 0x01
+	nonceSize   = 12
+)
 
 // Backup returns an opaque blob with every version of a key that is not deleted.
 func (s *Service) Backup(ctx context.Context, in instances.Instance, name string) ([]byte, error) {
@@ -99,7 +98,7 @@ func (s *Service) Backup(ctx context.Context, in instances.Instance, name string
 }
 
 func sealBackup(root *barrier.RootKey, p backupPayload) ([]byte, error) {
-	aead, err := backupAEAD(root)
+	b, err := backupBarrier(root)
 	if err != nil {
 		return nil, err
 	}
@@ -107,11 +106,12 @@ func sealBackup(root *barrier.RootKey, p backupPayload) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := backupEnvelope{Format: backupFormat, RootID: root.ID(), Nonce: make([]byte, aead.NonceSize())}
-	if _, err := rand.Read(env.Nonce); err != nil {
+	env := backupEnvelope{Format: backupFormat, RootID: root.ID()}
+	sealed, err := b.Seal(env.RootID, pt)
+	if err != nil {
 		return nil, err
 	}
-	env.Ciphertext = aead.Seal(nil, env.Nonce, pt, []byte(backupFormat+"\x00"+env.RootID))
+	env.Nonce, env.Ciphertext = sealed[1:1+nonceSize], sealed[1+nonceSize:]
 	return json.Marshal(env)
 }
 
@@ -131,14 +131,16 @@ func openBackup(root *barrier.RootKey, blob []byte) (backupPayload, error) {
 	if env.RootID != root.ID() {
 		return backupPayload{}, ErrBackupOtherDomain
 	}
-	aead, err := backupAEAD(root)
+	b, err := backupBarrier(root)
 	if err != nil {
 		return backupPayload{}, err
 	}
-	if len(env.Nonce) != aead.NonceSize() {
+	if len(env.Nonce) != nonceSize {
 		return backupPayload{}, ErrBackupMalformed
 	}
-	pt, err := aead.Open(nil, env.Nonce, env.Ciphertext, []byte(backupFormat+"\x00"+env.RootID))
+	sealed := make([]byte, 0, 1+len(env.Nonce)+len(env.Ciphertext))
+	sealed = append(append(append(sealed, sealVersion), env.Nonce...), env.Ciphertext...)
+	pt, err := b.Open(env.RootID, sealed)
 	if err != nil {
 		return backupPayload{}, ErrBackupMalformed
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"tresor/internal/api"
+	"tresor/internal/atomicfile"
 	"tresor/internal/barrier"
 	"tresor/internal/crypto/keyops"
 	"tresor/internal/identity"
@@ -241,7 +242,7 @@ func (s *Server) initRegion(ctx context.Context) (regionState, error) {
 	if err != nil {
 		return rs, fmt.Errorf("region root key does not open with this seal key: %w", err)
 	}
-	rb, err := barrier.New(root, "region")
+	rb, err := barrier.New(root, barrier.Storage, "region")
 	if err != nil {
 		return rs, err
 	}
@@ -299,7 +300,7 @@ func (s *Server) writeDevEnv() error {
 	fmt.Fprintf(&b, "export TRESOR_TENANT_ID=%s\n", s.TenantID)
 	fmt.Fprintf(&b, "export TRESOR_CLIENT_ID=%s\n", s.Bootstrap.ClientID)
 	fmt.Fprintf(&b, "export TRESOR_CLIENT_SECRET=%s\n", s.Bootstrap.ClientSecret)
-	return writeFileAtomic(filepath.Join(s.cfg.DataDir, DevEnvFile), []byte(b.String()), 0o600)
+	return atomicfile.Write(filepath.Join(s.cfg.DataDir, DevEnvFile), []byte(b.String()), 0o600)
 }
 
 // Addr is the address the server listens on.
