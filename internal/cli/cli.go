@@ -135,6 +135,7 @@ TRESOR_SERVER, TRESOR_CA_FILE, TRESOR_CLIENT_ID and TRESOR_CLIENT_SECRET.`,
 	root.AddCommand(a.settingCommand())
 	root.AddCommand(a.securityDomainCommand())
 	root.AddCommand(a.keyCommand())
+	root.AddCommand(a.backupCommand(), a.restoreCommand())
 	return root
 }
 
