@@ -5,23 +5,63 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-var _ Store = (*Bolt)(nil)
+var (
+	_ Store        = (*Bolt)(nil)
+	_ BatchApplier = (*Bolt)(nil)
+	_ Snapshotter  = (*Bolt)(nil)
+)
 
-// Bolt is a single-node [Store] on a bbolt file. Apply commits (and fsyncs)
-// before it returns; concurrent Applies are grouped into one transaction
-// (bbolt's Batch), each command still all-or-nothing.
+// appliedKey is the key of the applied index in the meta bucket.
+const appliedKey = "applied-index"
+
+// Bolt is a single-node [Store] on a bbolt file. It also implements
+// [BatchApplier] and [Snapshotter].
+//
+// Apply commits (and fsyncs) before it returns. Concurrent Applies are
+// grouped: the first caller to find no commit running commits right away;
+// callers that arrive meanwhile queue up and are committed together, in one
+// transaction, as soon as that commit ends. There is no timer, so an idle
+// store never waits. Each command in a group is still all-or-nothing and
+// each caller gets its own command's error.
 type Bolt struct {
+	path string
+
+	// mu guards db: commits and reads hold it shared, Restore and Close
+	// exclusively. db is nil once closed.
+	mu sync.RWMutex
 	db *bolt.DB
+
+	// Group commit: committing is true while a caller commits; callers
+	// arriving meanwhile wait in queue for the next commit.
+	gmu        sync.Mutex
+	committing bool
+	queue      []*call
+
 	// decoded caches instance records decoded by readers, by the raw bytes
 	// they were decoded from (every data-plane request reads its instance).
 	decoded instanceCache
+}
+
+// call is one Apply waiting in the group commit.
+type call struct {
+	ctx context.Context
+	cmd Command
+	err error
+	// batch is set (before wake is closed) for the caller that commits the
+	// next group; it then commits batch, itself first.
+	batch []*call
+	wake  chan struct{}
 }
 
 type instanceCache struct {
@@ -44,6 +84,9 @@ func (c *instanceCache) get(name string, raw []byte) (Instance, error) {
 		if err := json.Unmarshal(raw, &e.in); err != nil {
 			return Instance{}, fmt.Errorf("store: decode %s: %w", name, err)
 		}
+		if e.in.Epoch == 0 {
+			e.in.Epoch = 1
+		}
 		e.raw = string(raw)
 		c.mu.Lock()
 		if c.m == nil || len(c.m) > 10000 {
@@ -59,15 +102,23 @@ func (c *instanceCache) get(name string, raw []byte) (Instance, error) {
 
 // OpenBolt opens (or creates) the store file at path with mode 0600.
 func OpenBolt(path string) (*Bolt, error) {
+	db, err := openDB(path)
+	if err != nil {
+		return nil, err
+	}
+	return &Bolt{path: path, db: db}, nil
+}
+
+func openDB(path string) (*bolt.DB, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	db.MaxBatchDelay = 2 * time.Millisecond
-	return &Bolt{db: db}, nil
+	return db, nil
 }
 
-// Apply implements [Store].
+// Apply implements [Store]. Once queued, a command is committed even if ctx
+// is canceled meanwhile, unless its group has not started yet.
 func (s *Bolt) Apply(ctx context.Context, cmd Command) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -75,13 +126,161 @@ func (s *Bolt) Apply(ctx context.Context, cmd Command) error {
 	if cmd == nil {
 		return errors.New("store: nil command")
 	}
-	err := s.db.Batch(func(tx *bolt.Tx) error {
-		return cmd.apply(boltTxn{tx})
-	})
-	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
-		return ErrClosed
+	c := &call{ctx: ctx, cmd: cmd}
+	s.gmu.Lock()
+	if s.committing {
+		c.wake = make(chan struct{})
+		s.queue = append(s.queue, c)
+		s.gmu.Unlock()
+		<-c.wake
+		if c.batch == nil {
+			return c.err // committed by another caller
+		}
+	} else {
+		s.committing = true
+		s.gmu.Unlock()
+		c.batch = []*call{c}
 	}
-	return err
+	s.commitGroup(c.batch)
+	s.gmu.Lock()
+	next := s.queue
+	s.queue = nil
+	if len(next) == 0 {
+		s.committing = false
+	}
+	s.gmu.Unlock()
+	if len(next) > 0 {
+		next[0].batch = next
+		close(next[0].wake)
+	}
+	return c.err
+}
+
+// commitGroup commits the commands of calls in one transaction and wakes
+// every caller but the first (which is the one committing).
+func (s *Bolt) commitGroup(calls []*call) {
+	cmds := make([]Command, 0, len(calls))
+	live := make([]*call, 0, len(calls))
+	for _, c := range calls {
+		if err := c.ctx.Err(); err != nil {
+			c.err = err
+			continue
+		}
+		cmds = append(cmds, c.cmd)
+		live = append(live, c)
+	}
+	if len(cmds) > 0 {
+		errs, err := s.run(cmds, nil)
+		for i, c := range live {
+			if err != nil {
+				c.err = err
+			} else {
+				c.err = errs[i]
+			}
+		}
+	}
+	for _, c := range calls[1:] {
+		close(c.wake)
+	}
+}
+
+// ApplyBatch implements [BatchApplier].
+func (s *Bolt) ApplyBatch(ctx context.Context, entries []Entry) ([]error, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	cmds := make([]Command, len(entries))
+	indexes := make([]uint64, len(entries))
+	for i, e := range entries {
+		if e.Index == 0 || (i > 0 && e.Index <= indexes[i-1]) {
+			return nil, fmt.Errorf("store: batch indexes must increase from 1 (entry %d has index %d)", i, e.Index)
+		}
+		cmds[i], indexes[i] = e.Cmd, e.Index
+	}
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	return s.run(cmds, indexes)
+}
+
+// AppliedIndex implements [BatchApplier].
+func (s *Bolt) AppliedIndex() (uint64, error) {
+	var n uint64
+	err := s.view(func(t *boltTxn) error {
+		n = bytesUint64(t.get(bMeta, appliedKey))
+		return nil
+	})
+	return n, err
+}
+
+// errRetry and errUnchanged roll a transaction back on purpose.
+var (
+	errRetry     = errors.New("store: retry")
+	errUnchanged = errors.New("store: unchanged")
+)
+
+// run applies cmds in one transaction and returns each command's error.
+// With indexes (ApplyBatch), cmds[i] is at indexes[i]; commands at or below
+// the applied index are skipped and the applied index ends at the last
+// index. Without, each command that applies advances it by one.
+//
+// Commands validate before they write, so a refused command leaves nothing
+// in the shared transaction. Should one fail after writing anyway (a write
+// error), the transaction is rolled back and run again without it: commands
+// are deterministic, so the others get the same results.
+func (s *Bolt) run(cmds []Command, indexes []uint64) ([]error, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return nil, ErrClosed
+	}
+	errs := make([]error, len(cmds))
+	dirty := make([]bool, len(cmds))
+	for {
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			t := &boltTxn{tx: tx}
+			applied := bytesUint64(t.get(bMeta, appliedKey))
+			changed := false
+			for i, cmd := range cmds {
+				if indexes != nil && indexes[i] <= applied {
+					errs[i] = nil
+					continue
+				}
+				switch {
+				case dirty[i]: // errs[i] kept from the failed attempt
+				case cmd == nil:
+					errs[i] = errors.New("store: nil command")
+				default:
+					t.wrote = false
+					errs[i] = cmd.apply(t)
+					if errs[i] != nil && t.wrote {
+						dirty[i] = true
+						return errRetry
+					}
+				}
+				if indexes != nil {
+					applied, changed = indexes[i], true
+				} else if errs[i] == nil {
+					applied, changed = applied+1, true
+				}
+			}
+			if !changed {
+				return errUnchanged
+			}
+			return t.put(bMeta, appliedKey, uint64Bytes(applied))
+		})
+		switch {
+		case errors.Is(err, errRetry):
+			continue
+		case errors.Is(err, errUnchanged):
+			return errs, nil
+		case errors.Is(err, bolt.ErrDatabaseNotOpen):
+			return nil, ErrClosed
+		case err != nil:
+			return nil, err
+		}
+		return errs, nil
+	}
 }
 
 // View implements [Store].
@@ -89,20 +288,133 @@ func (s *Bolt) View(ctx context.Context, fn func(Reader) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	err := s.db.View(func(tx *bolt.Tx) error { return fn(boltReader{boltTxn{tx}, &s.decoded}) })
+	return s.view(func(t *boltTxn) error { return fn(boltReader{t, &s.decoded}) })
+}
+
+func (s *Bolt) view(fn func(*boltTxn) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	err := s.db.View(func(tx *bolt.Tx) error { return fn(&boltTxn{tx: tx}) })
 	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}
 	return err
 }
 
-// Close implements [Store].
-func (s *Bolt) Close() error { return s.db.Close() }
+// Close implements [Store]. It waits for running commits and reads.
+func (s *Bolt) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return nil
+	}
+	db := s.db
+	s.db = nil
+	return db.Close()
+}
 
-type boltTxn struct{ tx *bolt.Tx }
+// WriteTo implements [Snapshotter]: a consistent copy of the whole bbolt
+// file, taken in one read transaction.
+func (s *Bolt) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	err := s.view(func(t *boltTxn) error {
+		var err error
+		n, err = t.tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
+
+// Restore implements [Snapshotter]. The copy is written to a temporary file
+// beside the store, fsync'd and checked; then, with commits and reads
+// excluded, the store is closed, the file renamed over it, the directory
+// fsync'd and the store reopened. If reopening fails the store stays closed
+// ([ErrClosed]).
+func (s *Bolt) Restore(r io.Reader) error {
+	dir := filepath.Dir(s.path)
+	f, err := os.CreateTemp(dir, filepath.Base(s.path)+".restore-*")
+	if err != nil {
+		return fmt.Errorf("store: restore: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // fails harmlessly once renamed
+	_, err = io.Copy(f, r)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("store: restore: write %s: %w", tmp, err)
+	}
+	if err := checkDB(tmp); err != nil {
+		return fmt.Errorf("store: restore: %w", err)
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: restore: close: %w", err)
+	}
+	s.db = nil
+	if err := os.Rename(tmp, s.path); err != nil {
+		err = fmt.Errorf("store: restore: %w", err)
+		if db, oerr := openDB(s.path); oerr == nil {
+			s.db = db // the old state, untouched
+		}
+		return err
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("store: restore: %w", err)
+	}
+	db, err := openDB(s.path)
+	if err != nil {
+		return fmt.Errorf("store: restore: %w", err)
+	}
+	s.db = db
+	return nil
+}
+
+// checkDB opens a bbolt file read-only and checks its consistency.
+func checkDB(path string) error {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return fmt.Errorf("not a store: %w", err)
+	}
+	defer db.Close()
+	return db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return fmt.Errorf("corrupt store: %w", err)
+		}
+		return nil
+	})
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// boltTxn implements txn; wrote records whether a write happened since it
+// was last cleared.
+type boltTxn struct {
+	tx    *bolt.Tx
+	wrote bool
+}
 
 // bucket walks to a nested bucket; with create it makes missing ones.
-func (t boltTxn) bucket(path []string, create bool) (*bolt.Bucket, error) {
+func (t *boltTxn) bucket(path []string, create bool) (*bolt.Bucket, error) {
 	var b *bolt.Bucket
 	for i, name := range path {
 		var next *bolt.Bucket
@@ -115,6 +427,7 @@ func (t boltTxn) bucket(path []string, create bool) (*bolt.Bucket, error) {
 			if !create {
 				return nil, nil
 			}
+			t.wrote = true
 			var err error
 			if i == 0 {
 				next, err = t.tx.CreateBucket([]byte(name))
@@ -130,7 +443,7 @@ func (t boltTxn) bucket(path []string, create bool) (*bolt.Bucket, error) {
 	return b, nil
 }
 
-func (t boltTxn) get(path []string, key string) []byte {
+func (t *boltTxn) get(path []string, key string) []byte {
 	b, _ := t.bucket(path, false)
 	if b == nil {
 		return nil
@@ -142,7 +455,7 @@ func (t boltTxn) get(path []string, key string) []byte {
 	return slices.Clone(v)
 }
 
-func (t boltTxn) put(path []string, key string, value []byte) error {
+func (t *boltTxn) put(path []string, key string, value []byte) error {
 	b, err := t.bucket(path, true)
 	if err != nil {
 		return err
@@ -150,54 +463,107 @@ func (t boltTxn) put(path []string, key string, value []byte) error {
 	if value == nil {
 		value = []byte{}
 	}
+	t.wrote = true
 	return b.Put([]byte(key), value)
 }
 
-func (t boltTxn) del(path []string, key string) error {
+func (t *boltTxn) del(path []string, key string) error {
 	b, _ := t.bucket(path, false)
-	if b == nil {
+	if b == nil || b.Get([]byte(key)) == nil {
 		return nil
 	}
+	t.wrote = true
 	return b.Delete([]byte(key))
 }
 
-func (t boltTxn) dropBucket(path []string) error {
+func (t *boltTxn) dropBucket(path []string) error {
 	if len(path) == 0 {
 		return nil
 	}
-	var err error
-	if len(path) == 1 {
-		err = t.tx.DeleteBucket([]byte(path[0]))
-	} else {
-		parent, _ := t.bucket(path[:len(path)-1], false)
-		if parent == nil {
+	var parent *bolt.Bucket
+	if len(path) > 1 {
+		parent, _ = t.bucket(path[:len(path)-1], false)
+		if parent == nil || parent.Bucket([]byte(path[len(path)-1])) == nil {
 			return nil
 		}
+	} else if t.tx.Bucket([]byte(path[0])) == nil {
+		return nil
+	}
+	t.wrote = true
+	var err error
+	if parent == nil {
+		err = t.tx.DeleteBucket([]byte(path[0]))
+	} else {
 		err = parent.DeleteBucket([]byte(path[len(path)-1]))
 	}
-	if err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+	if err != nil {
 		return fmt.Errorf("store: drop %v: %w", path, err)
 	}
 	return nil
 }
 
-func (t boltTxn) list(path []string) []KV {
+func (t *boltTxn) moveBucket(src, dst []string) error {
+	if len(src) < 2 || len(dst) < 2 {
+		return fmt.Errorf("store: move %v to %v: not nested buckets", src, dst)
+	}
+	from, _ := t.bucket(src[:len(src)-1], false)
+	if from == nil || from.Bucket([]byte(src[len(src)-1])) == nil {
+		return nil
+	}
+	if src[len(src)-1] != dst[len(dst)-1] {
+		return fmt.Errorf("store: move %v to %v: names differ", src, dst)
+	}
+	to, err := t.bucket(dst[:len(dst)-1], true)
+	if err != nil {
+		return err
+	}
+	t.wrote = true
+	child := []byte(src[len(src)-1])
+	if err := t.tx.MoveBucket(child, from, to); err != nil {
+		return fmt.Errorf("store: move %v to %v: %w", src, dst, err)
+	}
+	return nil
+}
+
+func (t *boltTxn) each(path []string, fn func(key string, value []byte) error) error {
 	b, _ := t.bucket(path, false)
 	if b == nil {
 		return nil
 	}
-	var out []KV
+	return b.ForEach(func(k, v []byte) error {
+		if v == nil {
+			return nil
+		}
+		return fn(string(k), v)
+	})
+}
+
+func (t *boltTxn) children(path []string) []string {
+	b, _ := t.bucket(path, false)
+	if b == nil {
+		return nil
+	}
+	var out []string
 	_ = b.ForEach(func(k, v []byte) error {
-		if v != nil { // skip nested buckets
-			out = append(out, KV{Key: string(k), Value: slices.Clone(v)})
+		if v == nil {
+			out = append(out, string(k))
 		}
 		return nil
 	})
 	return out
 }
 
+func (t *boltTxn) list(path []string) []KV {
+	var out []KV
+	_ = t.each(path, func(k string, v []byte) error {
+		out = append(out, KV{Key: k, Value: slices.Clone(v)})
+		return nil
+	})
+	return out
+}
+
 type boltReader struct {
-	t     boltTxn
+	t     *boltTxn
 	cache *instanceCache
 }
 
@@ -236,11 +602,26 @@ func (r boltReader) Instance(name string) (Instance, error) {
 	if raw == nil {
 		return Instance{}, ErrNotFound
 	}
-	return r.cache.get(name, raw)
+	in, err := r.cache.get(name, raw)
+	if err != nil {
+		return Instance{}, err
+	}
+	in.Writes = writesOf(r.t, name)
+	return in, nil
 }
 
 func (r boltReader) Instances() ([]Instance, error) {
-	return decodeAll[Instance](r.t.list(bInstances))
+	out := []Instance{}
+	err := r.t.each(bInstances, func(name string, raw []byte) error {
+		in, err := r.cache.get(name, raw)
+		if err != nil {
+			return err
+		}
+		in.Writes = writesOf(r.t, name)
+		out = append(out, in)
+		return nil
+	})
+	return out, err
 }
 
 func (r boltReader) InstanceValue(instance, bucket, key string) ([]byte, error) {
@@ -256,16 +637,60 @@ func (r boltReader) InstanceValues(instance, bucket string) ([]KV, error) {
 }
 
 func (r boltReader) InstanceBuckets(instance string) ([]string, error) {
-	b, _ := r.t.bucket([]string{"instance-data", instance}, false)
+	return r.t.children(instanceData(instance)), nil
+}
+
+func (r boltReader) ForEach(instance, bucket, after string, fn func(key string, value []byte) error) error {
+	b, _ := r.t.bucket(instanceBucket(instance, bucket), false)
 	if b == nil {
-		return nil, nil
+		return nil
 	}
-	var out []string
-	err := b.ForEach(func(k, v []byte) error {
+	c := b.Cursor()
+	var k, v []byte
+	if after == "" {
+		k, v = c.First()
+	} else if k, v = c.Seek([]byte(after)); k != nil && string(k) == after {
+		k, v = c.Next()
+	}
+	for ; k != nil; k, v = c.Next() {
 		if v == nil {
-			out = append(out, string(k))
+			continue // a nested bucket
+		}
+		if err := fn(string(k), v); err != nil {
+			if errors.Is(err, ErrStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func (r boltReader) Job(id string) (Job, error) {
+	var j Job
+	if err := getJSON(r.t, bJobs, id, &j); err != nil {
+		return Job{}, fmt.Errorf("job %s: %w", id, err)
+	}
+	return j, nil
+}
+
+func (r boltReader) Jobs(instance string) ([]Job, error) {
+	var out []Job
+	err := r.t.each(bJobs, func(id string, v []byte) error {
+		var j Job
+		if err := json.Unmarshal(v, &j); err != nil {
+			return fmt.Errorf("store: decode job %s: %w", id, err)
+		}
+		if instance == "" || j.Instance == instance {
+			out = append(out, j)
 		}
 		return nil
+	})
+	sort.SliceStable(out, func(i, k int) bool {
+		if !out[i].Start.Equal(out[k].Start) {
+			return out[i].Start.Before(out[k].Start)
+		}
+		return out[i].ID < out[k].ID
 	})
 	return out, err
 }

@@ -6,52 +6,149 @@
 //
 // Commands carry everything they need: randomness, generated keys, sealed
 // values and timestamps are produced before a command is built, so applying
-// it is deterministic. Apply is all-or-nothing: a command that fails leaves
-// the state exactly as it was. When Apply returns nil the change is durable
-// (fsync'd). This is the contract a later raft-replicated store keeps too;
-// [Encode] and [Decode] give every command a stable wire form for its log.
+// it is deterministic. This is the contract a later raft-replicated store
+// keeps too; [Encode] and [Decode] give every command a stable wire form for
+// its log.
+//
+// What Apply guarantees:
+//
+//   - All or nothing. Every command checks all its conditions (state and the
+//     shape of its values) before its first write, so a refused command
+//     changes nothing, not even when it shares a transaction with others
+//     ([Bolt] groups concurrent Applies; [BatchApplier.ApplyBatch] applies
+//     many log entries at once).
+//   - Durability. When Apply returns nil the change is committed and
+//     fsync'd, and every View that starts afterwards (the caller's own reads
+//     first of all) sees it.
+//   - Each caller gets its own command's error, never another's.
+//   - An applied index: the store records the index of the last applied
+//     command in the same transaction as the command ([BatchApplier]). Apply
+//     advances it by one per applied command; a refused command leaves it as
+//     it was.
+//
+// # Instances: generation, epoch and writes
+//
+// An [Instance] has three counters:
+//
+//   - Generation counts changes of the instance record. Commands that change
+//     it (UpdateInstance, DeleteInstance, …) name the generation they read.
+//     Every change of policy (role assignments, role definitions, settings)
+//     goes through UpdateInstance and so bumps the generation: caches of
+//     policy keyed by generation (the RBAC grants cache) rely on it, and
+//     [WriteInstanceValues] refuses to touch the [PolicyBuckets].
+//   - Epoch counts whole-instance replaces (an UpdateInstance that sets the
+//     wrapped root or replaces buckets, a [CommitStage]). Every
+//     [WriteInstanceValues] names the epoch its writer read: a write built
+//     from a read before a replace fails after it with [ErrConflict] instead
+//     of landing in the replaced state.
+//   - Writes counts applied WriteInstanceValues. A whole-instance replace
+//     names the count it read (UpdateInstance.ExpectWrites): a key write that
+//     landed between the replacer's read and its apply makes the replace fail
+//     instead of being silently dropped.
+//
+// # Staged replace
+//
+// A replace too large for one command (a full restore) is staged:
+// [BeginStage] marks the instance Staging, [StageValues] fills a staging
+// area that readers never see, and [CommitStage] swaps the staged buckets
+// for the live ones in one transaction (bumping the epoch). While an
+// instance is staging, writes and instance changes are refused with
+// [ErrBusy] and readers see the live (old) values. [AbortStage] drops the
+// staging area and leaves the instance as it was; the server aborts every
+// stage at start, so a restore killed midway leaves no trace.
+//
+// # Jobs
+//
+// Long-running operations (backup, restore) are recorded as [Job]s that
+// survive restarts. [StartJob] with Exclusive allows one running job per
+// instance; an ended job is immutable; [FailInterruptedJobs], applied at
+// start, fails every job a previous process left running.
 //
 // The store holds opaque bytes for secrets: sealing happens above it (package
 // barrier). Names that listing needs (instance names, resource groups) are
 // kept in clear.
 //
-// Implementations: [Bolt] (bbolt, single node). The conformance suite in
-// package storetest runs against each.
+// Implementations: [Bolt] (bbolt, single node), which also implements
+// [BatchApplier] and [Snapshotter]. The conformance suite in package
+// storetest runs against each.
 package store
 
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 )
 
 // Errors returned by Apply and by reads. Callers test them with errors.Is.
+// [ErrorCode] and [ErrorFromCode] carry them across an encoding.
 var (
 	// ErrNotFound: the named record does not exist.
 	ErrNotFound = errors.New("store: not found")
 	// ErrExists: a record with that name (or unique field) exists already.
 	ErrExists = errors.New("store: already exists")
-	// ErrConflict: the record changed since it was read (generation mismatch),
-	// or it is not in a state the command allows.
+	// ErrConflict: the record changed since it was read (generation, epoch
+	// or write count mismatch), or it is not in a state the command allows.
 	ErrConflict = errors.New("store: conflict")
 	// ErrClosed: the store is closed.
 	ErrClosed = errors.New("store: closed")
+	// ErrBusy: the instance is being replaced (it is staging); the command
+	// may succeed once the stage is committed or aborted.
+	ErrBusy = errors.New("store: busy")
+	// ErrStop is returned by a [Reader.ForEach] callback to end the walk
+	// early; ForEach then returns nil.
+	ErrStop = errors.New("store: stop")
 )
 
 // Store is the replicated state machine. Implementations are safe for
 // concurrent use.
 type Store interface {
-	// Apply applies cmd atomically and durably.
+	// Apply applies cmd atomically and durably (see the package
+	// documentation). A View started after Apply returned nil sees the
+	// change.
 	Apply(ctx context.Context, cmd Command) error
 	// View runs fn with a consistent read-only snapshot. The Reader is valid
 	// only during fn; the values it returns are copies, so they may be kept
-	// and modified.
+	// and modified ([Reader.ForEach] excepted). fn must not call Apply.
 	View(ctx context.Context, fn func(Reader) error) error
 	// Close releases the store.
 	Close() error
 }
 
-// Reader reads a snapshot of the state. Every returned value is a copy.
+// Entry is a command at its index in a replicated log.
+type Entry struct {
+	Index uint64
+	Cmd   Command
+}
+
+// BatchApplier is a [Store] that applies a replicated log: many entries in
+// one transaction, idempotent by index.
+type BatchApplier interface {
+	Store
+	// ApplyBatch applies entries in one transaction and one fsync. Indexes
+	// must increase. Entries at or below the applied index are skipped
+	// (their error is nil), so replaying a log over a snapshot is a no-op.
+	// errs[i] is entry i's own refusal, which leaves no trace; err is for
+	// the transaction itself (then nothing was applied). After a successful
+	// ApplyBatch the applied index is the last entry's index.
+	ApplyBatch(ctx context.Context, entries []Entry) (errs []error, err error)
+	// AppliedIndex returns the index of the last applied command (0 for a
+	// new store).
+	AppliedIndex() (uint64, error)
+}
+
+// Snapshotter is a [Store] that can copy its whole state out and replace it
+// with such a copy. The copy includes the applied index.
+type Snapshotter interface {
+	// WriteTo writes a consistent copy of the state to w.
+	WriteTo(w io.Writer) (int64, error)
+	// Restore replaces the state with a copy written by WriteTo. Concurrent
+	// calls wait or fail with [ErrClosed]; none sees a torn state.
+	Restore(r io.Reader) error
+}
+
+// Reader reads a snapshot of the state. Every returned value is a copy,
+// except the values ForEach hands to its callback.
 type Reader interface {
 	// RegionValue returns a region-level value (signing keys, wrapped region root).
 	RegionValue(key string) ([]byte, error)
@@ -60,16 +157,32 @@ type Reader interface {
 	PrincipalByClientID(clientID string) (Principal, error)
 	Principals() ([]Principal, error)
 
+	// Instance returns an instance record with its write count filled in.
 	Instance(name string) (Instance, error)
 	// Instances lists every instance, deleted ones included, by name.
 	Instances() ([]Instance, error)
 
-	// InstanceValue returns one value of an instance's bucket.
+	// InstanceValue returns one value of an instance's bucket (the live
+	// value, also while the instance is staging).
 	InstanceValue(instance, bucket, key string) ([]byte, error)
 	// InstanceValues lists the values of an instance's bucket by key.
 	InstanceValues(instance, bucket string) ([]KV, error)
 	// InstanceBuckets lists the names of an instance's buckets.
 	InstanceBuckets(instance string) ([]string, error)
+	// ForEach calls fn for the keys of an instance's bucket in byte order,
+	// starting strictly after after ("" = from the first key). fn returning
+	// [ErrStop] ends the walk and ForEach returns nil; any other error ends
+	// it and is returned. value is valid only during fn: callers that keep
+	// it must copy it. To read a large bucket without holding one read
+	// transaction for long, read a few hundred keys per View and go on in
+	// the next View after the last key seen.
+	ForEach(instance, bucket, after string, fn func(key string, value []byte) error) error
+
+	// Job returns a job by id.
+	Job(id string) (Job, error)
+	// Jobs lists the jobs of an instance ("" = of all instances) by start
+	// time.
+	Jobs(instance string) ([]Job, error)
 }
 
 // KV is a key and its (sealed) value.
@@ -98,6 +211,15 @@ type Instance struct {
 	// Generation counts applied changes; commands that modify an instance
 	// name the generation they read (optimistic concurrency).
 	Generation uint64 `json:"generation"`
+	// Epoch counts whole-instance replaces (1 at creation);
+	// [WriteInstanceValues] names the epoch it was built in.
+	Epoch uint64 `json:"epoch"`
+	// Writes is how many [WriteInstanceValues] were applied to the instance
+	// since it was created. It is kept apart from the record, so key writes
+	// never rewrite it; readers fill it in.
+	Writes uint64 `json:"-"`
+	// Staging is the id of the staged replace in progress ("" = none).
+	Staging string `json:"staging,omitempty"`
 	// Deleted marks a soft-deleted instance.
 	Deleted            bool      `json:"deleted"`
 	DeletionDate       time.Time `json:"deletionDate,omitzero"`
@@ -106,4 +228,27 @@ type Instance struct {
 	Properties []byte `json:"properties"`
 	// WrappedRoot is the instance root key wrapped by the region seal.
 	WrappedRoot []byte `json:"wrappedRoot"`
+}
+
+// Job statuses.
+const (
+	JobInProgress = "InProgress"
+	JobSucceeded  = "Succeeded"
+	JobFailed     = "Failed"
+)
+
+// Job is a long-running operation (backup, restore) of an instance, kept
+// across restarts.
+type Job struct {
+	ID       string    `json:"id"`
+	Kind     string    `json:"kind"`              // "backup", "restore", "keyrestore", ...
+	Instance string    `json:"instance"`          // the instance it works on
+	Status   string    `json:"status"`            // JobInProgress, JobSucceeded, JobFailed
+	Details  string    `json:"details,omitempty"` // statusDetails
+	Error    string    `json:"error,omitempty"`   // error message when Failed
+	Result   string    `json:"result,omitempty"`  // e.g. the backup folder URI
+	Done     int       `json:"done,omitempty"`    // progress
+	Total    int       `json:"total,omitempty"`
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end,omitzero"`
 }

@@ -206,6 +206,7 @@ func newInstance(name string) store.Instance {
 		Subscription:  "00000000-0000-0000-0000-000000000001",
 		ResourceGroup: "rg-" + name,
 		Location:      "westeurope",
+		Epoch:         1,
 		Properties:    []byte("props:" + name),
 		WrappedRoot:   []byte("root:" + name),
 	}
@@ -538,17 +539,18 @@ func testUpdateInstance(t *testing.T, open func(*testing.T) store.Store) {
 		wantGen  uint64
 		wantProp string
 		wantRoot string
+		wantEpch uint64
 	}{
-		{"properties", store.UpdateInstance{Name: "hsm1", Expect: 1, Properties: []byte("p2")}, 2, "p2", "root:hsm1"},
-		{"root kept when nil", store.UpdateInstance{Name: "hsm1", Expect: 2, Properties: []byte("p3")}, 3, "p3", "root:hsm1"},
-		{"root replaced", store.UpdateInstance{Name: "hsm1", Expect: 3, Properties: []byte("p4"), WrappedRoot: []byte("root2")}, 4, "p4", "root2"},
+		{"properties", store.UpdateInstance{Name: "hsm1", Expect: 1, Properties: []byte("p2")}, 2, "p2", "root:hsm1", 1},
+		{"root kept when nil", store.UpdateInstance{Name: "hsm1", Expect: 2, Properties: []byte("p3")}, 3, "p3", "root:hsm1", 1},
+		{"root replaced", store.UpdateInstance{Name: "hsm1", Expect: 3, Properties: []byte("p4"), WrappedRoot: []byte("root2")}, 4, "p4", "root2", 2},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
 			mustApply(t, s, st.cmd)
 			got := mustInstance(t, s, "hsm1")
 			want := newInstance("hsm1")
-			want.Generation, want.Properties, want.WrappedRoot = st.wantGen, []byte(st.wantProp), []byte(st.wantRoot)
+			want.Generation, want.Properties, want.WrappedRoot, want.Epoch = st.wantGen, []byte(st.wantProp), []byte(st.wantRoot), st.wantEpch
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("Instance = %+v, want %+v", got, want)
 			}
@@ -1347,7 +1349,7 @@ func testWriteInstanceValues(t *testing.T, open func(*testing.T) store.Store) {
 			s := openStore(t, open)
 			mustApply(t, s, create("hsm1", val("keys", "k1", "one")))
 			cmd := tc.cmd
-			cmd.Name = "hsm1"
+			cmd.Name, cmd.Epoch = "hsm1", 1
 			err := s.Apply(context.Background(), cmd)
 			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
 				t.Fatalf("Apply = %v, want %v", err, tc.wantErr)
@@ -1373,23 +1375,23 @@ func testWriteInstanceValues(t *testing.T, open func(*testing.T) store.Store) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Apply(context.Background(), store.WriteInstanceValues{Name: "hsm1", Root: []byte("another root"), Puts: []store.Value{val("keys", "k", "v")}}); !errors.Is(err, store.ErrConflict) {
+		if err := s.Apply(context.Background(), store.WriteInstanceValues{Name: "hsm1", Epoch: 1, Root: []byte("another root"), Puts: []store.Value{val("keys", "k", "v")}}); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("write for another root: %v, want ErrConflict", err)
 		}
 		if got := get(t, s, "keys", "k"); got != nil {
 			t.Fatal("a refused write stored a value")
 		}
-		if err := s.Apply(context.Background(), store.WriteInstanceValues{Name: "hsm1", Root: root, Puts: []store.Value{val("keys", "k", "v")}}); err != nil {
+		if err := s.Apply(context.Background(), store.WriteInstanceValues{Name: "hsm1", Epoch: 1, Root: root, Puts: []store.Value{val("keys", "k", "v")}}); err != nil {
 			t.Fatalf("write for the instance's root: %v", err)
 		}
 	})
 	t.Run("deleted or missing instance", func(t *testing.T) {
 		s := openStore(t, open)
 		mustApply(t, s, create("hsm1"), store.DeleteInstance{Name: "hsm1", Expect: 1, DeletionDate: t0, ScheduledPurgeDate: t1})
-		if err := s.Apply(context.Background(), store.WriteInstanceValues{Name: "hsm1", Puts: []store.Value{val("keys", "k", "v")}}); !errors.Is(err, store.ErrConflict) {
+		if err := s.Apply(context.Background(), store.WriteInstanceValues{Name: "hsm1", Epoch: 1, Puts: []store.Value{val("keys", "k", "v")}}); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("write to deleted instance: %v, want ErrConflict", err)
 		}
-		if err := s.Apply(context.Background(), store.WriteInstanceValues{Name: "nope", Puts: []store.Value{val("keys", "k", "v")}}); !errors.Is(err, store.ErrNotFound) {
+		if err := s.Apply(context.Background(), store.WriteInstanceValues{Name: "nope", Epoch: 1, Puts: []store.Value{val("keys", "k", "v")}}); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("write to missing instance: %v, want ErrNotFound", err)
 		}
 	})
