@@ -1,12 +1,16 @@
 package cli_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 
+	"tresor/internal/cli"
 	"tresor/internal/wire"
 )
 
@@ -209,5 +213,25 @@ func TestBackupHelp(t *testing.T) {
 		if !strings.Contains(out, "  "+cmd+" ") {
 			t.Errorf("help lacks %s", cmd)
 		}
+	}
+}
+
+// TestBackupProgressOnTerminal runs the wait with stderr on a character
+// device (/dev/null), so that the progress bar is drawn: from a spinner (no
+// total) to a bar (the fake's progress), then cleared.
+func TestBackupProgressOnTerminal(t *testing.T) {
+	f, env := jobRegion(t)
+	f.final.Progress = &wire.JobProgress{Done: 3, Total: 3}
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer devnull.Close()
+	var out bytes.Buffer
+	code := cli.Run(context.Background(), cli.Env{Stdout: &out, Stderr: devnull, Getenv: func(k string) string { return env[k] }},
+		[]string{"restore", "start", "--hsm-name", "hsm1", "--storage-resource-uri", "https://acct.blob.core.windows.net/backups", "-t", "x",
+			"--backup-folder", "mhsm-x", "--query", "status", "-o", "tsv"})
+	if code != 0 || out.String() != "Succeeded\n" {
+		t.Fatalf("exit %d, output %q", code, out.String())
 	}
 }
