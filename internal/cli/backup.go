@@ -27,8 +27,7 @@ func (a *app) backupCommand() *cobra.Command {
 		Long: `Manage full HSM backup, like 'az keyvault backup': 'start' backs up all of an
 HSM's keys, their versions and role assignments into a new folder
 mhsm-{name}-{time} of a blob container, sealed under the HSM's security
-domain; 'tresor restore start' restores it. 'list' (Tresor's own) lists the
-backup folders of a container.`,
+domain; 'tresor restore start' restores it.`,
 		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(a.backupStartCommand())
