@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -407,10 +408,18 @@ func syncDir(dir string) error {
 }
 
 // boltTxn implements txn; wrote records whether a write happened since it
-// was last cleared.
+// was last cleared, touched the buckets written in this transaction.
 type boltTxn struct {
-	tx    *bolt.Tx
-	wrote bool
+	tx      *bolt.Tx
+	wrote   bool
+	touched map[string]bool
+}
+
+func (t *boltTxn) touch(path []string) {
+	if t.touched == nil {
+		t.touched = map[string]bool{}
+	}
+	t.touched[strings.Join(path, "\x00")] = true
 }
 
 // bucket walks to a nested bucket; with create it makes missing ones.
@@ -428,6 +437,7 @@ func (t *boltTxn) bucket(path []string, create bool) (*bolt.Bucket, error) {
 				return nil, nil
 			}
 			t.wrote = true
+			t.touch(path[:i+1])
 			var err error
 			if i == 0 {
 				next, err = t.tx.CreateBucket([]byte(name))
@@ -464,6 +474,7 @@ func (t *boltTxn) put(path []string, key string, value []byte) error {
 		value = []byte{}
 	}
 	t.wrote = true
+	t.touch(path)
 	return b.Put([]byte(key), value)
 }
 
@@ -473,6 +484,7 @@ func (t *boltTxn) del(path []string, key string) error {
 		return nil
 	}
 	t.wrote = true
+	t.touch(path)
 	return b.Delete([]byte(key))
 }
 
@@ -519,10 +531,31 @@ func (t *boltTxn) moveBucket(src, dst []string) error {
 	}
 	t.wrote = true
 	child := []byte(src[len(src)-1])
-	if err := t.tx.MoveBucket(child, from, to); err != nil {
-		return fmt.Errorf("store: move %v to %v: %w", src, dst, err)
+	if !t.touched[strings.Join(src, "\x00")] {
+		if err := t.tx.MoveBucket(child, from, to); err != nil {
+			return fmt.Errorf("store: move %v to %v: %w", src, dst, err)
+		}
+		return nil
 	}
-	return nil
+	// bbolt's MoveBucket moves the bucket as last committed: changes made to
+	// it in this transaction would be lost. Copy it instead.
+	sb, db := from.Bucket(child), to.Bucket(child)
+	if db == nil {
+		if db, err = to.CreateBucket(child); err != nil {
+			return fmt.Errorf("store: move %v to %v: %w", src, dst, err)
+		}
+	}
+	t.touch(dst)
+	err = sb.ForEach(func(k, v []byte) error {
+		if v == nil {
+			return fmt.Errorf("store: move %v: nested bucket %q", src, k)
+		}
+		return db.Put(slices.Clone(k), slices.Clone(v))
+	})
+	if err != nil {
+		return err
+	}
+	return t.dropBucket(src)
 }
 
 func (t *boltTxn) each(path []string, fn func(key string, value []byte) error) error {

@@ -60,7 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DecodeRejects", testDecodeRejects},
 		{"DecodedCommandsApply", testDecodedCommandsApply},
 	}
-	for _, tc := range tests {
+	for _, tc := range append(tests, v2Tests...) {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
 	}
 }
@@ -1121,21 +1121,30 @@ func sampleCommands() map[string]store.Command {
 		"CreatePrincipal": store.CreatePrincipal{Principal: store.Principal{ObjectID: "oid", ClientID: "cid", DisplayName: "Ünïcode \"name\"", SecretHash: []byte{9, 8, 7}, RegionAdmin: true, Created: t0}},
 		"DeletePrincipal": store.DeletePrincipal{ObjectID: "oid"},
 		"CreateInstance": store.CreateInstance{
-			Instance: store.Instance{Name: "hsm1", Subscription: "sub", ResourceGroup: "rg", Location: "loc", Generation: 3, Deleted: true, DeletionDate: t0, ScheduledPurgeDate: t1, Properties: []byte("p"), WrappedRoot: []byte{0}},
+			Instance: store.Instance{Name: "hsm1", Subscription: "sub", ResourceGroup: "rg", Location: "loc", Generation: 3, Epoch: 2, Staging: "st", Deleted: true, DeletionDate: t0, ScheduledPurgeDate: t1, Properties: []byte("p"), WrappedRoot: []byte{0}},
 			Values:   []store.Value{val("keys", "k1", "v1"), {Bucket: "rbac", Key: "r", Value: []byte{}}},
 		},
 		"UpdateInstance": store.UpdateInstance{
 			Name: "hsm1", Expect: 1 << 60, Properties: []byte("p2"), WrappedRoot: []byte("r2"),
 			Puts: []store.Value{val("keys", "k1", "v1")}, Deletes: []store.Value{{Bucket: "keys", Key: "k0"}},
-			ReplaceBuckets: []string{"keys", "rbac"},
+			ReplaceBuckets: []string{"keys", "rbac"}, ExpectWrites: 1 << 40,
 		},
 		"DeleteInstance":  store.DeleteInstance{Name: "hsm1", Expect: 2, DeletionDate: t0, ScheduledPurgeDate: t1},
 		"RecoverInstance": store.RecoverInstance{Name: "hsm1", Expect: 3},
 		"PurgeInstance":   store.PurgeInstance{Name: "hsm1", Expect: 4},
 		"WriteInstanceValues": store.WriteInstanceValues{
-			Name: "hsm1", Root: []byte("r"), Puts: []store.Value{val("keys", "k1", "v1")}, Deletes: []store.Value{{Bucket: "keys", Key: "k0"}},
+			Name: "hsm1", Epoch: 7, Root: []byte("r"), Puts: []store.Value{val("keys", "k1", "v1")}, Deletes: []store.Value{{Bucket: "keys", Key: "k0"}},
 			Conditions: []store.Condition{{Bucket: "keys", Key: "k1", Absent: true}, {Bucket: "keys", Key: "k0", Value: []byte("v0")}},
 		},
+		"BeginStage":  store.BeginStage{Name: "hsm1", Expect: 5, Stage: "restore-1"},
+		"StageValues": store.StageValues{Name: "hsm1", Stage: "restore-1", Values: []store.Value{val("keys", "k1", "v1"), {Bucket: "rbac", Key: "r", Value: []byte{}}}},
+		"CommitStage": store.CommitStage{Name: "hsm1", Stage: "restore-1", Expect: 6, Buckets: []string{"keys", "rbac"}, Properties: []byte("p"), WrappedRoot: []byte("r")},
+		"AbortStage":  store.AbortStage{Name: "hsm1", Stage: "restore-1"},
+		"StartJob": store.StartJob{Exclusive: true, Job: store.Job{ID: "j1", Kind: "backup", Instance: "hsm1", Status: store.JobInProgress,
+			Details: "d", Done: 3, Total: 9, Start: t0}},
+		"UpdateJob": store.UpdateJob{Job: store.Job{ID: "j1", Kind: "backup", Instance: "hsm1", Status: store.JobFailed,
+			Details: "d", Error: "e", Result: "https://x", Done: 3, Total: 9, Start: t0, End: t1}},
+		"FailInterruptedJobs": store.FailInterruptedJobs{Message: "interrupted", At: t1},
 	}
 }
 
