@@ -172,8 +172,8 @@ type Reader interface {
 	// ForEach calls fn for the keys of an instance's bucket in byte order,
 	// starting strictly after after ("" = from the first key). fn returning
 	// [ErrStop] ends the walk and ForEach returns nil; any other error ends
-	// it and is returned. value is valid only during fn: callers that keep
-	// it must copy it. To read a large bucket without holding one read
+	// it and is returned. value is valid only during fn and must not be
+	// modified: callers that keep it must copy it. To read a large bucket without holding one read
 	// transaction for long, read a few hundred keys per View and go on in
 	// the next View after the last key seen.
 	ForEach(instance, bucket, after string, fn func(key string, value []byte) error) error
