@@ -75,6 +75,17 @@ type Instance struct {
 	ResourceGroup string
 	Location      string
 	Generation    uint64
+	// Epoch counts whole-instance replaces (security-domain upload, full
+	// restore); writers of values name the epoch they read, so a write
+	// built before a replace never lands after it.
+	Epoch uint64
+	// Writes counts the value writes applied (a replacer names the count
+	// it read, so a write landing in between fails the replace instead of
+	// being dropped).
+	Writes uint64
+	// Staging is the id of the full restore being staged ("" = none):
+	// while it is set the data plane answers 503.
+	Staging string
 	Properties
 	Deleted            bool
 	DeletionDate       time.Time
@@ -356,7 +367,7 @@ func (s *Service) decode(rec store.Instance) (Instance, error) {
 	}
 	return Instance{
 		Key: rec.Name, Subscription: rec.Subscription, ResourceGroup: rec.ResourceGroup, Location: rec.Location,
-		Generation: rec.Generation, Properties: p, Deleted: rec.Deleted,
+		Generation: rec.Generation, Epoch: rec.Epoch, Writes: rec.Writes, Staging: rec.Staging, Properties: p, Deleted: rec.Deleted,
 		DeletionDate: rec.DeletionDate, ScheduledPurgeDate: rec.ScheduledPurgeDate,
 		wrappedRoot: rec.WrappedRoot,
 	}, nil
@@ -649,8 +660,17 @@ func maps(m map[string]string) map[string]string {
 	return out
 }
 
+// Restoring is the error of a change refused while a full restore of the
+// instance is being staged: 503, to be retried once the restore ended.
+func Restoring(name string) error {
+	return fault.New(fault.Unavailable, "ServiceUnavailable",
+		"the managed HSM '%s' is being restored from a backup: the data plane is unavailable until the restore has finished (only restore status works)", name)
+}
+
 func (s *Service) mapErr(err error, name string) error {
 	switch {
+	case errors.Is(err, store.ErrBusy):
+		return Restoring(name)
 	case errors.Is(err, store.ErrNotFound):
 		return notFound(name)
 	case errors.Is(err, store.ErrConflict):

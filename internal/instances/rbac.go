@@ -314,3 +314,37 @@ func (s *Service) UpdateSetting(ctx context.Context, in Instance, name, value st
 	}
 	return Setting{Name: d.name, Value: value, Type: d.typ}, nil
 }
+
+// CheckPolicyValue checks the plaintext of a value of a policy bucket
+// (role assignments, role definitions, settings) stored under key, as a
+// full restore brings it: it must be what this package would have stored
+// there. The errors say what is wrong without quoting the value.
+func CheckPolicyValue(bucket, key string, plaintext []byte) error {
+	switch bucket {
+	case BucketRoleAssignments:
+		var ra RoleAssignment
+		if err := json.Unmarshal(plaintext, &ra); err != nil || ra.Name != key || !IsUUID(ra.PrincipalID) || ra.Scope == "" {
+			return fmt.Errorf("role assignment %s is not valid", key)
+		}
+		if _, err := rbac.ParseRoleID(ra.RoleDefinitionID); err != nil {
+			return fmt.Errorf("role assignment %s names no role definition", key)
+		}
+	case BucketRoleDefinitions:
+		var sr storedRole
+		if err := json.Unmarshal(plaintext, &sr); err != nil || sr.ID != key || sr.RoleName == "" {
+			return fmt.Errorf("role definition %s is not valid", key)
+		}
+	case BucketSettings:
+		var v string
+		if _, err := findSetting(key); err != nil || json.Unmarshal(plaintext, &v) != nil {
+			return fmt.Errorf("setting %s is not valid", key)
+		}
+	default:
+		return fmt.Errorf("bucket %s is not a policy bucket", bucket)
+	}
+	return nil
+}
+
+// PolicyBuckets are the instance buckets of RBAC and settings, in the
+// order a full backup writes them.
+var PolicyBuckets = []string{BucketRoleAssignments, BucketRoleDefinitions, BucketSettings}

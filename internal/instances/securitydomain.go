@@ -282,6 +282,17 @@ func (s *Service) reseal(ctx context.Context, in Instance, root *barrier.RootKey
 	}
 	cmd := store.UpdateInstance{WrappedRoot: wrapped}
 	err = s.st.View(ctx, func(r store.Reader) error {
+		// The replace names the write count of this snapshot: a value
+		// written after it makes the replace fail (and be tried again)
+		// instead of being dropped by ReplaceBuckets.
+		cur, err := r.Instance(in.Key)
+		if err != nil {
+			return err
+		}
+		if cur.Generation != in.Generation {
+			return fmt.Errorf("instances: %s changed: %w", in.Key, store.ErrConflict)
+		}
+		cmd.ExpectWrites = cur.Writes
 		buckets, err := r.InstanceBuckets(in.Key)
 		if err != nil {
 			return err

@@ -186,12 +186,17 @@ func (s *Service) Restore(ctx context.Context, in instances.Instance, blob []byt
 	case err != nil:
 		return Version{}, err
 	}
+	return s.restorePayload(ctx, in, p)
+}
+
+// restorePayload writes a backed-up key into the instance under a free name.
+func (s *Service) restorePayload(ctx context.Context, in instances.Instance, p backupPayload) (Version, error) {
 	rec := p.Record
 	rec.Name, rec.Deleted = p.Name, false
 	rec.DeletedDate, rec.ScheduledPurgeDate = rec.DeletedDate.UTC(), rec.ScheduledPurgeDate.UTC()
 	var out Version
 	id := storageName(p.Name)
-	err = s.retry(in, id, func() error {
+	err := s.retry(in, id, func() error {
 		snap, _, err := s.read(ctx, in, id)
 		if err != nil {
 			return err

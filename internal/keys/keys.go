@@ -106,9 +106,18 @@ type Version struct {
 	DeletedDate, ScheduledPurgeDate time.Time
 }
 
+// Keyring gives the key service the keys of an instance: the barrier that
+// seals its stored values and its security-domain root (for single-key
+// backups). [*instances.Service] is the Keyring of a region; full backups
+// and restores use the same seam.
+type Keyring interface {
+	Barrier(in instances.Instance) (*barrier.Barrier, error)
+	Root(in instances.Instance) (*barrier.RootKey, error)
+}
+
 // Service is the key service. It is safe for concurrent use.
 type Service struct {
-	inst *instances.Service
+	inst Keyring
 	st   store.Store
 	now  func() time.Time
 
@@ -136,7 +145,7 @@ type recEntry struct {
 const maxCached = 4096
 
 // New returns the key service.
-func New(inst *instances.Service, st store.Store, now func() time.Time) *Service {
+func New(inst Keyring, st store.Store, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}
@@ -380,7 +389,7 @@ func (s *Service) write(ctx context.Context, in instances.Instance, snap snapsho
 	if err != nil {
 		return err
 	}
-	cmd := store.WriteInstanceValues{Name: in.Key, Root: in.SealedRoot()}
+	cmd := store.WriteInstanceValues{Name: in.Key, Root: in.SealedRoot(), Epoch: in.Epoch}
 	if snap.recSealed == nil {
 		cmd.Conditions = append(cmd.Conditions, store.Condition{Bucket: BucketKeys, Key: name, Absent: true})
 	} else {
@@ -417,6 +426,8 @@ func (s *Service) write(ctx context.Context, in instances.Instance, snap snapsho
 	switch {
 	case errors.Is(err, store.ErrConflict):
 		return errRetry
+	case errors.Is(err, store.ErrBusy):
+		return instances.Restoring(in.Name)
 	case errors.Is(err, store.ErrNotFound):
 		return fault.New(fault.NotFound, "ResourceNotFound", "the managed HSM '%s' no longer exists", in.Name)
 	}
@@ -806,11 +817,14 @@ func (s *Service) writeVersion(ctx context.Context, in instances.Instance, name 
 	if err != nil {
 		return err
 	}
-	err = s.st.Apply(ctx, store.WriteInstanceValues{Name: in.Key, Root: in.SealedRoot(),
+	err = s.st.Apply(ctx, store.WriteInstanceValues{Name: in.Key, Root: in.SealedRoot(), Epoch: in.Epoch,
 		Puts:       []store.Value{{Bucket: BucketVersions, Key: key, Value: ct}},
 		Conditions: []store.Condition{{Bucket: BucketVersions, Key: key, Value: prev}}})
-	if errors.Is(err, store.ErrConflict) {
+	switch {
+	case errors.Is(err, store.ErrConflict):
 		return errRetry
+	case errors.Is(err, store.ErrBusy):
+		return instances.Restoring(in.Name)
 	}
 	return err
 }
