@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"tresor/internal/backup"
 	"tresor/internal/fault"
 	"tresor/internal/identity"
 	"tresor/internal/instances"
@@ -82,6 +83,7 @@ type Principals interface {
 type Deps struct {
 	Instances *instances.Service
 	Keys      *keys.Service
+	Backups   *backup.Service
 	Issuer    *identity.Issuer
 	// MgmtValidator accepts tokens for the region endpoint, HSMValidator
 	// tokens for the HSM endpoints (they differ in accepted audiences).
@@ -146,6 +148,9 @@ type route struct {
 	// versionOptional serves an HSM route without api-version (status
 	// routes that clients poll exactly as given in Azure-AsyncOperation).
 	versionOptional bool
+	// duringRestore serves the route while a full restore of the instance
+	// runs (restore status); every other HSM route answers 503 then.
+	duringRestore bool
 	// limit is the body limit in bytes (default 1 MiB).
 	limit int64
 	h     handler
@@ -282,6 +287,10 @@ func (a *API) wrap(rt route) http.Handler {
 			return
 		}
 		if rt.plane == hsmPlane {
+			if rc.instance.Staging != "" && !rt.duringRestore {
+				a.writeError(w, r, instances.Restoring(rc.instance.Name))
+				return
+			}
 			// A not activated HSM has no keys to protect: say so first.
 			if rt.needsActive && rc.instance.ActivationStatus != instances.Active {
 				a.writeError(w, r, fault.New(fault.Conflict, "HSMNotActivated",

@@ -46,6 +46,9 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		a.log.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 		fe = fault.New(fault.Internal, "InternalError", "the server met an internal error; the request id is %s", w.Header().Get("x-ms-request-id"))
 	}
+	if fe.Kind == fault.Unavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "5")
+	}
 	body := wire.Error{Error: wire.ErrorDetail{Code: fe.Code, Message: fe.Message}}
 	if fe.Inner != "" {
 		body.Error.InnerError = &wire.InnerError{Code: fe.Inner}

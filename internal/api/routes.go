@@ -104,5 +104,16 @@ func (a *API) routes() []route {
 		{plane: hsmPlane, method: "POST", pattern: "/keys/{name}/verify", action: rbac.KeysVerify, scope: keyScope, needsActive: true, limit: 256 << 10, h: a.verifyKey},
 		{plane: hsmPlane, method: "POST", pattern: "/keys/{name}/{version}/verify", action: rbac.KeysVerify, scope: keyScope, needsActive: true, limit: 256 << 10, h: a.verifyKey},
 		{plane: hsmPlane, method: "POST", pattern: "/rng", action: rbac.RNG, limit: 4 << 10, h: a.rng},
+
+		// Full backup, full restore, selective key restore (spec §3); the
+		// status routes work without an api-version, and restore status
+		// also while a restore runs (every other route answers 503 then).
+		{plane: hsmPlane, method: "POST", pattern: "/backup", action: rbac.BackupStart, needsActive: true, limit: small, h: a.startBackup},
+		{plane: hsmPlane, method: "POST", pattern: "/prebackup", action: rbac.BackupStart, needsActive: true, limit: small, h: a.preBackup},
+		{plane: hsmPlane, method: "GET", pattern: "/backup/{job}/pending", action: rbac.BackupStatus, versionOptional: true, h: a.backupStatus},
+		{plane: hsmPlane, method: "PUT", pattern: "/restore", action: rbac.RestoreStart, needsActive: true, limit: small, h: a.startRestore},
+		{plane: hsmPlane, method: "PUT", pattern: "/prerestore", action: rbac.RestoreStart, needsActive: true, limit: small, h: a.preRestore},
+		{plane: hsmPlane, method: "PUT", pattern: "/keys/{name}/restore", action: rbac.RestoreStart, needsActive: true, limit: small, h: a.startKeyRestore},
+		{plane: hsmPlane, method: "GET", pattern: "/restore/{job}/pending", action: rbac.RestoreStatus, versionOptional: true, duringRestore: true, h: a.restoreStatus},
 	}
 }

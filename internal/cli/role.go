@@ -356,6 +356,13 @@ func resolveRole(ctx context.Context, c *client.Client, hsmURL, role, scope stri
 			}
 		}
 	}
+	// The docs call two built-in roles by shorter names than the service
+	// does ("Managed HSM Backup" for "Managed HSM Backup User").
+	for _, d := range defs {
+		if d.Properties.RoleType == "AKVBuiltInRole" && strings.EqualFold(d.Properties.RoleName, role+" User") {
+			return d.ID, nil
+		}
+	}
 	return "", withHint(fmt.Errorf("unknown role %q", role), "list the roles with 'tresor role definition list'")
 }
 

@@ -48,6 +48,9 @@ and writes the credentials as export lines to {data-dir}/dev.env.`,
 			if s.CAFile != "" {
 				fmt.Fprintf(out, "  CA certificate:  %s\n", s.CAFile)
 			}
+			if s.BackupDir != "" {
+				fmt.Fprintf(out, "  backups:         file://%s (a file:// container for tresor backup start)\n", s.BackupDir)
+			}
 			fmt.Fprintf(out, "  tenant:          %s\n", s.TenantID)
 			if b := s.Bootstrap; b != nil {
 				fmt.Fprintf(out, "\nBootstrap administrator (shown once):\n  object id:     %s\n  client id:     %s\n  client secret: %s\n", b.ObjectID, b.ClientID, b.ClientSecret)
@@ -75,6 +78,7 @@ and writes the credentials as export lines to {data-dir}/dev.env.`,
 	f.DurationVar(&cfg.PurgeInterval.Duration, "purge-interval", cfg.PurgeInterval.Duration, "how often expired soft-deleted instances are purged")
 	f.StringVar(&cfg.Identity.Authorization, "challenge-authorization", "", "authorization URL in the HSM challenge (default {endpoint}/{tenant})")
 	f.StringVar(&cfg.Identity.Resource, "challenge-resource", "", "resource in the HSM challenge and HSM token audience (default https://{dns-suffix}:{port})")
+	f.StringArrayVar(&cfg.BackupDirs, "backup-dir", nil, "absolute directory that file:// backup destinations may name (repeatable; --dev adds {data-dir}/backups)")
 	f.StringSliceVar(&cfg.Identity.RegionAdmins, "region-admin", nil, "object id of an external principal that administers the region (repeatable)")
 	return cmd
 }
@@ -99,6 +103,7 @@ func overlayFlags(cmd *cobra.Command, dst *Config, src Config) {
 	set("purge-interval", func() { dst.PurgeInterval = src.PurgeInterval })
 	set("challenge-authorization", func() { dst.Identity.Authorization = src.Identity.Authorization })
 	set("challenge-resource", func() { dst.Identity.Resource = src.Identity.Resource })
+	set("backup-dir", func() { dst.BackupDirs = src.BackupDirs })
 	set("region-admin", func() { dst.Identity.RegionAdmins = src.Identity.RegionAdmins })
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -33,6 +34,10 @@ type Config struct {
 	// PurgeInterval is how often soft-deleted instances past their
 	// scheduled purge date are purged (default 1m).
 	PurgeInterval Duration `json:"purgeInterval"`
+	// BackupDirs are the local directories that file:// backup
+	// destinations may name (Tresor's extension to Azure Blob Storage).
+	// With Dev, {DataDir}/backups is one of them and is created.
+	BackupDirs []string `json:"backupDirs"`
 	// Identity configures tokens and trusted issuers.
 	Identity IdentityConfig `json:"identity"`
 	// Clock, if set, is the time of the instance and key lifecycles
@@ -133,6 +138,11 @@ func (c Config) Validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("config: tlsCert and tlsKey (--tls-cert, --tls-key) go together")
+	}
+	for i, d := range c.BackupDirs {
+		if !filepath.IsAbs(d) {
+			return fmt.Errorf("config: backupDirs[%d] (--backup-dir) %q must be an absolute path", i, d)
+		}
 	}
 	if c.PurgeInterval.Duration <= 0 {
 		return fmt.Errorf("config: purgeInterval must be positive")

@@ -212,6 +212,16 @@ var routeCases = []routeCase{
 	{"POST", "/keys/{name}/verify", "/keys/k1/verify", `{}`, rbac.KeysVerify},
 	{"POST", "/keys/{name}/{version}/verify", "/keys/k1/v1/verify", `{}`, rbac.KeysVerify},
 	{"POST", "/rng", "/rng", `{"count":4}`, rbac.RNG},
+
+	// Backup and restore: bodies that are refused (400) when allowed, so
+	// the walk starts no job.
+	{"POST", "/backup", "/backup", `{"storageResourceUri":""}`, rbac.BackupStart},
+	{"POST", "/prebackup", "/prebackup", `{"storageResourceUri":""}`, rbac.BackupStart},
+	{"GET", "/backup/{job}/pending", "/backup/00000000000000000000000000000000/pending", nil, rbac.BackupStatus},
+	{"PUT", "/restore", "/restore", `{"folderToRestore":""}`, rbac.RestoreStart},
+	{"PUT", "/prerestore", "/prerestore", `{"folderToRestore":""}`, rbac.RestoreStart},
+	{"PUT", "/keys/{name}/restore", "/keys/k1/restore", `{"folder":""}`, rbac.RestoreStart},
+	{"GET", "/restore/{job}/pending", "/restore/00000000000000000000000000000000/pending", nil, rbac.RestoreStatus},
 }
 
 // TestRoutesCoverTheRouteTable keeps routeCases and the route table in step.

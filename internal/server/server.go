@@ -21,6 +21,7 @@ import (
 
 	"tresor/internal/api"
 	"tresor/internal/atomicfile"
+	"tresor/internal/backup"
 	"tresor/internal/barrier"
 	"tresor/internal/crypto/keyops"
 	"tresor/internal/identity"
@@ -39,11 +40,14 @@ type Server struct {
 	seal      barrier.Seal
 	Instances *instances.Service
 	Keys      *keys.Service
+	Backups   *backup.Service
 
 	// Endpoint is the region endpoint URL; CAFile the dev CA (if any).
 	Endpoint string
 	CAFile   string
 	TenantID string
+	// BackupDir is the dev backup directory ({DataDir}/backups; "" unless Dev).
+	BackupDir string
 	// Bootstrap holds the first administrator's credentials when this
 	// start created them (nil on later starts).
 	Bootstrap *Credentials
@@ -165,7 +169,26 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	if err := s.bootstrapAdmin(ctx, dir); err != nil {
 		return nil, err
 	}
-	h, err := api.New(apiCfg, api.Deps{Instances: s.Instances, Keys: s.Keys, Issuer: issuer, MgmtValidator: mgmtV, HSMValidator: hsmV, Principals: dir})
+	backupDirs := append([]string(nil), cfg.BackupDirs...)
+	if cfg.Dev {
+		dir := filepath.Join(cfg.DataDir, "backups")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("backup dir: %w", err)
+		}
+		backupDirs = append(backupDirs, dir)
+		s.BackupDir = dir
+	}
+	s.Backups, err = backup.New(backup.Config{Store: s.st, Instances: s.Instances, Keyring: s.Instances, Keys: s.Keys,
+		FileRoots: backupDirs, Logger: s.log, Now: cfg.Clock})
+	if err != nil {
+		return nil, err
+	}
+	// No job survives its process: interrupted jobs end as Failed and
+	// interrupted restores leave their instance as it was.
+	if err := s.Backups.Recover(ctx); err != nil {
+		return nil, err
+	}
+	h, err := api.New(apiCfg, api.Deps{Instances: s.Instances, Keys: s.Keys, Backups: s.Backups, Issuer: issuer, MgmtValidator: mgmtV, HSMValidator: hsmV, Principals: dir})
 	if err != nil {
 		return nil, err
 	}
@@ -381,6 +404,9 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		if s.ln != nil {
 			s.ln.Close()
+		}
+		if s.Backups != nil {
+			s.Backups.Close()
 		}
 		if s.st != nil {
 			s.closeErr = s.st.Close()
