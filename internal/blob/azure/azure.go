@@ -102,6 +102,7 @@ func SplitURL(s string) (Location, string, error) {
 	case u.Hostname() == "":
 		return bad("no host")
 	}
+	u.Host = strings.ToLower(u.Host)
 	if u.RawPath != "" {
 		return bad("percent-encoded characters are not supported in the path")
 	}
