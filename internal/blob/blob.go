@@ -100,7 +100,9 @@ var (
 
 	// ErrPermission is returned when the credential is valid but lacks a
 	// permission the operation needs: a SAS token without write, read,
-	// list or delete permission, or a directory the server may not write.
+	// list or delete permission (or not for this client's IP address or
+	// protocol), a leased or immutable blob, or a directory the server may
+	// not write.
 	ErrPermission = errors.New("blob: permission denied")
 
 	// ErrAuth is returned when the credential is invalid or expired: a SAS
@@ -113,11 +115,15 @@ var (
 	ErrNoContainer = errors.New("blob: container does not exist")
 
 	// ErrUnreachable is returned when the storage endpoint cannot be
-	// reached (DNS, connection refused, TLS or timeout failures).
+	// reached (DNS, connection refused, TLS or timeout failures), keeps
+	// answering with a server error (5xx) after retries, or a local
+	// directory fails with an I/O error.
 	ErrUnreachable = errors.New("blob: storage endpoint unreachable")
 
 	// ErrInvalidLocation is returned for a malformed storage URI, folder,
-	// SAS token or object name, before any storage is touched.
+	// SAS token or object name, before any storage is touched; and when the
+	// storage refuses a request as malformed (another 4xx answer) or, in a
+	// directory container, a name collides with a directory of objects.
 	ErrInvalidLocation = errors.New("blob: invalid location")
 )
 
