@@ -326,6 +326,10 @@ func (s *Server) writeDevEnv() error {
 	return atomicfile.Write(filepath.Join(s.cfg.DataDir, DevEnvFile), []byte(b.String()), 0o600)
 }
 
+// Store is the region's store (for tools and tests that need to see or
+// change state beneath the services).
+func (s *Server) Store() store.Store { return s.st }
+
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
