@@ -11,6 +11,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"tresor/internal/cli"
+	"tresor/internal/server"
 	"tresor/internal/server/servertest"
 )
 
@@ -42,7 +43,8 @@ func TestScripts(t *testing.T) {
 			},
 		},
 		Setup: func(env *testscript.Env) error {
-			s := servertest.Start(scriptTB{TB: t, env: env})
+			// file:// backups may go anywhere in the script's directory.
+			s := servertest.Start(scriptTB{TB: t, env: env}, func(c *server.Config) { c.BackupDirs = []string{env.WorkDir} })
 			env.Setenv("TRESOR_SERVER", s.Endpoint)
 			env.Setenv("TRESOR_CA_FILE", s.CAFile)
 			env.Setenv("TRESOR_TENANT_ID", s.TenantID)
