@@ -436,6 +436,10 @@ func (s *Service) write(ctx context.Context, in instances.Instance, snap snapsho
 
 var errRetry = errors.New("keys: changed concurrently")
 
+// errRotated: the version a rotation was asked for is no longer current
+// (another rotation made a new one meanwhile).
+var errRotated = fault.New(fault.Conflict, "Conflict", "the key was rotated concurrently: its current version is not the one this rotation read")
+
 // retry runs fn until it does not meet a concurrent change (a few times).
 // Writers of one key in this process take turns, so they do not spin on
 // each other's changes; the conditions on the records keep the writes
@@ -576,7 +580,7 @@ func (s *Service) Create(ctx context.Context, in instances.Instance, name string
 	if err != nil {
 		return Version{}, opError(err)
 	}
-	return s.addVersion(ctx, in, name, k, p.KeyOps, p.Attrs, p.Tags, p.ReleasePolicy, false)
+	return s.addVersion(ctx, in, name, k, p.KeyOps, p.Attrs, p.Tags, p.ReleasePolicy, "")
 }
 
 // Import adds a key (or a version) from a JWK with its private parts.
@@ -594,7 +598,7 @@ func (s *Service) Import(ctx context.Context, in instances.Instance, name string
 	if err != nil {
 		return Version{}, opError(err)
 	}
-	return s.addVersion(ctx, in, name, k, keyOps, attrs, tags, rp, false)
+	return s.addVersion(ctx, in, name, k, keyOps, attrs, tags, rp, "")
 }
 
 func (s *Service) validateParams(ops []string, attrs AttrChange, tags map[string]string) error {
@@ -607,7 +611,14 @@ func (s *Service) validateParams(ops []string, attrs AttrChange, tags map[string
 	return validateTags(tags)
 }
 
-func (s *Service) addVersion(ctx context.Context, in instances.Instance, display string, k *keyops.Key, ops []string, attrs AttrChange, tags map[string]string, rp json.RawMessage, rotation bool) (Version, error) {
+// addVersion adds a version made of k to a key (creating the key if it does
+// not exist). A rotation names the version it rotates (rotates != ""): it
+// applies only while that version is still the key's current one, checked
+// in the same compare-and-swap as the write, so two rotations of one
+// version (two lifecycle runners, or a runner and a user) make one new
+// version, and the other gets errRotated.
+func (s *Service) addVersion(ctx context.Context, in instances.Instance, display string, k *keyops.Key, ops []string, attrs AttrChange, tags map[string]string, rp json.RawMessage, rotates string) (Version, error) {
+	rotation := rotates != ""
 	name := storageName(display)
 	material, err := k.MarshalBinary()
 	if err != nil {
@@ -632,6 +643,9 @@ func (s *Service) addVersion(ctx context.Context, in instances.Instance, display
 		} else if rec.Deleted {
 			return fault.New(fault.Conflict, "Conflict",
 				"Key %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can only be recovered or purged", name)
+		}
+		if rotation && rotates != anyVersion && rec.Current != rotates {
+			return errRotated
 		}
 		if len(rec.Versions) >= MaxVersions {
 			return fault.New(fault.Conflict, "Conflict", "key %s has the maximum of %d versions", name, MaxVersions)

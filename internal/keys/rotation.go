@@ -3,6 +3,7 @@ package keys
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -178,7 +179,35 @@ func (s *Service) Rotate(ctx context.Context, in instances.Instance, name string
 	if err != nil {
 		return Version{}, opError(err)
 	}
-	return s.addVersion(ctx, in, name, k, vr.KeyOps, AttrChange{}, vr.Tags, vr.ReleasePolicy, true)
+	return s.addVersion(ctx, in, name, k, vr.KeyOps, AttrChange{}, vr.Tags, vr.ReleasePolicy, anyVersion)
+}
+
+// anyVersion makes addVersion a rotation of whichever version is current
+// (a rotation asked for by a user: two of them make two versions).
+const anyVersion = "*"
+
+// rotateIfDue rotates a key whose policy asks for it now: the check and the
+// rotation read the same current version, and the rotation applies only if
+// that version is still current, so lifecycle runners racing each other
+// rotate once.
+func (s *Service) rotateIfDue(ctx context.Context, in instances.Instance, name string, now time.Time) (bool, error) {
+	snap, vr, sealed, err := s.readVersion(ctx, in, name, "")
+	if err != nil || !s.due(snap.rec, vr, now) {
+		return false, nil
+	}
+	old, err := s.material(in, name, vr, sealed)
+	if err != nil {
+		return false, err
+	}
+	k, err := keyops.Generate(keyops.GenerateOptions{Type: old.Type(), Size: old.Size(), Curve: old.Curve()}, rand.Reader)
+	if err != nil {
+		return false, opError(err)
+	}
+	_, err = s.addVersion(ctx, in, name, k, vr.KeyOps, AttrChange{}, vr.Tags, vr.ReleasePolicy, vr.Version)
+	if errors.Is(err, errRotated) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // due reports whether a key's policy asks for a rotation now.
@@ -228,17 +257,16 @@ func (s *Service) RunDue(ctx context.Context, in instances.Instance) (rotated, p
 				}
 				continue
 			}
-			snap, vr, _, err := s.readVersion(ctx, in, storageName(v.Name), "")
-			if err != nil || !s.due(snap.rec, vr, now) {
-				continue
-			}
-			if _, err := s.Rotate(ctx, in, v.Name); err != nil {
+			ok, err := s.rotateIfDue(ctx, in, storageName(v.Name), now)
+			if err != nil {
 				if fault.KindOf(err) == fault.Internal {
 					return rotated, purged, err
 				}
 				continue
 			}
-			rotated++
+			if ok {
+				rotated++
+			}
 		}
 	}
 	return rotated, purged, nil
