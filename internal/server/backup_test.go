@@ -19,6 +19,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
 	"tresor/internal/blob/azuritetest"
+	"tresor/internal/fault"
 	"tresor/internal/instances"
 	"tresor/internal/keys"
 	"tresor/internal/rbac"
@@ -500,6 +501,22 @@ func TestBackupAPI(t *testing.T) {
 		st := d.restore("api", fileDest, folder) // a backup of api exists: allowed
 		if st["status"] != "Succeeded" {
 			t.Fatalf("restore: %v", st)
+		}
+		// A write built from a read before the restore (the instance at
+		// its old epoch) is refused after it, never applied to the
+		// restored state nor silently dropped.
+		if _, err := d.s.Keys.Create(ctx, in, "late-key", keys.CreateParams{Kty: "EC-HSM", Curve: "P-256"}); fault.KindOf(err) != fault.Conflict {
+			t.Fatalf("a write at the pre-restore epoch: %v, want a Conflict", err)
+		}
+		fresh, _ := d.s.Instances.Get(ctx, "api")
+		if fresh.Epoch != in.Epoch+1 {
+			t.Fatalf("epoch %d after a restore from %d", fresh.Epoch, in.Epoch)
+		}
+		if _, err := d.s.Keys.Get(ctx, fresh, "late-key", ""); fault.KindOf(err) != fault.NotFound {
+			t.Fatalf("late-key: %v", err)
+		}
+		if _, err := d.s.Keys.Create(ctx, fresh, "late-key", keys.CreateParams{Kty: "EC-HSM", Curve: "P-256"}); err != nil {
+			t.Fatalf("a write at the current epoch: %v", err)
 		}
 		// Hold the instance in restore mode by hand, as a running restore does.
 		in, _ = d.s.Instances.Get(ctx, "api")
