@@ -660,11 +660,12 @@ func maps(m map[string]string) map[string]string {
 	return out
 }
 
-// Restoring is the error of a change refused while a full restore of the
-// instance is being staged: 503, to be retried once the restore ended.
+// Restoring is the error of a request refused while the instance's whole
+// state is being replaced (a full restore, or a security-domain upload
+// re-sealing it): 503, to be retried once that has finished.
 func Restoring(name string) error {
 	return fault.New(fault.Unavailable, "ServiceUnavailable",
-		"the managed HSM '%s' is being restored from a backup: the data plane is unavailable until the restore has finished (only restore status works)", name)
+		"the managed HSM '%s' is being restored (a full restore or a security-domain upload is replacing its state): the data plane is unavailable until it has finished; only restore status works", name)
 }
 
 func (s *Service) mapErr(err error, name string) error {

@@ -225,15 +225,11 @@ func (s *Service) UploadSecurityDomain(ctx context.Context, in Instance, blob []
 		}
 		return op, nil
 	}
-	cmd, err := s.reseal(ctx, in, root)
-	if err != nil {
-		return SDOperation{}, err
-	}
 	op.Status, op.Details = SDSuccess, "security domain restored; the HSM is active (root key id "+root.ID()+")"
 	p.SDOperation = &op
 	p.ActivationStatus, p.ActivationMessage = Active, ""
 	p.ExchangeKey, p.ExchangeCert = nil, nil
-	if _, err := s.ApplyUpdate(ctx, in, p, cmd); err != nil {
+	if err := s.resealAndActivate(ctx, in, root, p); err != nil {
 		return SDOperation{}, err
 	}
 	return op, nil
@@ -265,57 +261,87 @@ func (s *Service) openUpload(blob, certDER []byte, key *rsa.PrivateKey) (*barrie
 	return root, nil
 }
 
-// reseal builds the value changes that move every value of the instance
-// from its current root to root.
-func (s *Service) reseal(ctx context.Context, in Instance, root *barrier.RootKey) (store.UpdateInstance, error) {
+// resealChunk is how many values one StageValues command of a re-seal carries.
+const resealChunk = 1000
+
+// resealAndActivate moves every value of the instance from its current root
+// to root and gives it the properties p, as one staged replace: the
+// instance is staging from the first read to the swap (writes are refused
+// meanwhile, so the re-sealed copy is complete), the values are staged in
+// chunks, and one CommitStage swaps values, root and properties. A failure
+// aborts the stage and leaves the instance as it was.
+func (s *Service) resealAndActivate(ctx context.Context, in Instance, root *barrier.RootKey, p Properties) (err error) {
 	oldB, err := s.Barrier(in)
 	if err != nil {
-		return store.UpdateInstance{}, err
+		return err
 	}
 	newB, err := barrier.New(root, barrier.Storage, in.Key)
 	if err != nil {
-		return store.UpdateInstance{}, err
+		return err
 	}
 	wrapped, err := barrier.WrapRootKey(s.seal, root, in.Key)
 	if err != nil {
-		return store.UpdateInstance{}, err
+		return err
 	}
-	cmd := store.UpdateInstance{WrappedRoot: wrapped}
-	err = s.st.View(ctx, func(r store.Reader) error {
-		// The replace names the write count of this snapshot: a value
-		// written after it makes the replace fail (and be tried again)
-		// instead of being dropped by ReplaceBuckets.
-		cur, err := r.Instance(in.Key)
+	props, err := s.sealProps(in.Key, p)
+	if err != nil {
+		return err
+	}
+	stage := "sd-upload-" + newUUID()
+	if err := s.st.Apply(ctx, store.BeginStage{Name: in.Key, Expect: in.Generation, Stage: stage}); err != nil {
+		return s.mapErr(err, in.Name)
+	}
+	defer func() {
 		if err != nil {
-			return err
+			if aerr := s.st.Apply(context.Background(), store.AbortStage{Name: in.Key, Stage: stage}); aerr != nil {
+				err = errors.Join(err, aerr)
+			}
 		}
-		if cur.Generation != in.Generation {
-			return fmt.Errorf("instances: %s changed: %w", in.Key, store.ErrConflict)
-		}
-		cmd.ExpectWrites = cur.Writes
-		buckets, err := r.InstanceBuckets(in.Key)
-		if err != nil {
-			return err
-		}
-		for _, b := range buckets {
-			kvs, err := r.InstanceValues(in.Key, b)
+	}()
+	var buckets []string
+	if err := s.st.View(ctx, func(r store.Reader) error {
+		var err error
+		buckets, err = r.InstanceBuckets(in.Key)
+		return err
+	}); err != nil {
+		return err
+	}
+	for _, b := range buckets {
+		after := ""
+		for {
+			var chunk []store.Value
+			err := s.st.View(ctx, func(r store.Reader) error {
+				return r.ForEach(in.Key, b, after, func(k string, v []byte) error {
+					if len(chunk) == resealChunk {
+						return store.ErrStop
+					}
+					pt, err := oldB.Open(b+"/"+k, v)
+					if err != nil {
+						return fmt.Errorf("instances: reseal %s/%s of %s: %w", b, k, in.Key, err)
+					}
+					ct, err := newB.Seal(b+"/"+k, pt)
+					if err != nil {
+						return err
+					}
+					chunk = append(chunk, store.Value{Bucket: b, Key: k, Value: ct})
+					return nil
+				})
+			})
 			if err != nil {
 				return err
 			}
-			cmd.ReplaceBuckets = append(cmd.ReplaceBuckets, b)
-			for _, kv := range kvs {
-				pt, err := oldB.Open(b+"/"+kv.Key, kv.Value)
-				if err != nil {
-					return fmt.Errorf("instances: reseal %s/%s of %s: %w", b, kv.Key, in.Key, err)
-				}
-				ct, err := newB.Seal(b+"/"+kv.Key, pt)
-				if err != nil {
+			if len(chunk) > 0 {
+				if err := s.st.Apply(ctx, store.StageValues{Name: in.Key, Stage: stage, Values: chunk}); err != nil {
 					return err
 				}
-				cmd.Puts = append(cmd.Puts, store.Value{Bucket: b, Key: kv.Key, Value: ct})
 			}
+			if len(chunk) < resealChunk {
+				break
+			}
+			after = chunk[len(chunk)-1].Key
 		}
-		return nil
-	})
-	return cmd, err
+	}
+	err = s.st.Apply(ctx, store.CommitStage{Name: in.Key, Stage: stage, Expect: in.Generation + 1,
+		Buckets: buckets, Properties: props, WrappedRoot: wrapped})
+	return s.mapErr(err, in.Name)
 }
