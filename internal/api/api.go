@@ -23,6 +23,7 @@ import (
 	"tresor/internal/identity"
 	"tresor/internal/instances"
 	"tresor/internal/keys"
+	"tresor/internal/uuid"
 )
 
 // Config configures the API.
@@ -188,7 +189,7 @@ func (a *API) register(rt route) error {
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("x-ms-request-id", instances.NewUUID())
+	h.Set("x-ms-request-id", uuid.New())
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")

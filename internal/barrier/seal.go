@@ -1,8 +1,6 @@
 package barrier
 
 import (
-	"tresor/internal/atomicfile"
-
 	"crypto/cipher"
 	"crypto/rand"
 	"errors"
@@ -10,6 +8,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+
+	"tresor/internal/atomicfile"
 )
 
 // Seal protects root keys at rest. Implementations are safe for concurrent use.

@@ -24,6 +24,7 @@ import (
 	"tresor/internal/barrier"
 	"tresor/internal/fault"
 	"tresor/internal/store"
+	"tresor/internal/uuid"
 )
 
 // Activation statuses (ARM's securityDomainProperties.activationStatus).
@@ -167,7 +168,6 @@ func New(st store.Store, seal barrier.Seal, region *barrier.Barrier, cfg Config)
 
 var (
 	nameRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$`)
-	uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 	rgRE   = regexp.MustCompile(`^[-\w._()]{1,90}$`)
 )
 
@@ -183,7 +183,7 @@ func ValidateName(name string) error {
 }
 
 // IsUUID reports whether s is a uuid.
-func IsUUID(s string) bool { return uuidRE.MatchString(s) }
+func IsUUID(s string) bool { return uuid.Valid(s) }
 
 // CreateRequest asks for a new instance.
 type CreateRequest struct {
@@ -291,7 +291,7 @@ func (s *Service) Create(ctx context.Context, c Caller, req CreateRequest) (Inst
 	}
 	var values []store.Value
 	for _, a := range admins {
-		ra := RoleAssignment{Name: newUUID(), PrincipalID: a, RoleDefinitionID: RoleDefinitionPrefix + AdministratorRoleID, Scope: "/"}
+		ra := RoleAssignment{Name: uuid.New(), PrincipalID: a, RoleDefinitionID: RoleDefinitionPrefix + AdministratorRoleID, Scope: "/"}
 		v, err := sealJSON(ib, BucketRoleAssignments, ra.Name, ra)
 		if err != nil {
 			return Instance{}, err
@@ -329,16 +329,10 @@ func uniqueLower(in []string) []string {
 	return out
 }
 
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
 // NewUUID returns a random (version 4) uuid.
-func NewUUID() string { return newUUID() }
+//
+// Deprecated: use uuid.New.
+func NewUUID() string { return uuid.New() }
 
 func sealJSON(b *barrier.Barrier, bucket, key string, v any) (store.Value, error) {
 	pt, err := json.Marshal(v)

@@ -16,6 +16,7 @@ import (
 	"tresor/internal/fault"
 	"tresor/internal/securitydomain"
 	"tresor/internal/store"
+	"tresor/internal/uuid"
 )
 
 // Security-domain operation kinds and statuses (spec §2.2).
@@ -287,7 +288,7 @@ func (s *Service) resealAndActivate(ctx context.Context, in Instance, root *barr
 	if err != nil {
 		return err
 	}
-	stage := "sd-upload-" + newUUID()
+	stage := "sd-upload-" + uuid.New()
 	if err := s.st.Apply(ctx, store.BeginStage{Name: in.Key, Expect: in.Generation, Stage: stage}); err != nil {
 		return s.mapErr(err, in.Name)
 	}

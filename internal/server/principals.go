@@ -8,8 +8,8 @@ import (
 
 	"tresor/internal/fault"
 	"tresor/internal/identity"
-	"tresor/internal/instances"
 	"tresor/internal/store"
+	"tresor/internal/uuid"
 )
 
 // principals stores the region's service principals in the store (secrets
@@ -76,7 +76,7 @@ func (d *principals) Create(ctx context.Context, displayName string, regionAdmin
 		return identity.Principal{}, "", err
 	}
 	p := store.Principal{
-		ObjectID: instances.NewUUID(), ClientID: instances.NewUUID(), DisplayName: displayName,
+		ObjectID: uuid.New(), ClientID: uuid.New(), DisplayName: displayName,
 		SecretHash: identity.HashSecret(secret), RegionAdmin: regionAdmin, Created: d.now().UTC().Truncate(time.Second),
 	}
 	if err := d.st.Apply(ctx, store.CreatePrincipal{Principal: p}); err != nil {

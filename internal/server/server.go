@@ -28,6 +28,7 @@ import (
 	"tresor/internal/instances"
 	"tresor/internal/keys"
 	"tresor/internal/store"
+	"tresor/internal/uuid"
 )
 
 // Server is a running region.
@@ -243,11 +244,11 @@ func (s *Server) initRegion(ctx context.Context) (regionState, error) {
 		}
 		return get(key)
 	}
-	tenant, err := putOnce(keyTenant, func() ([]byte, error) { return []byte(instances.NewUUID()), nil })
+	tenant, err := putOnce(keyTenant, func() ([]byte, error) { return []byte(uuid.New()), nil })
 	if err != nil {
 		return rs, err
 	}
-	sub, err := putOnce(keySubscription, func() ([]byte, error) { return []byte(instances.NewUUID()), nil })
+	sub, err := putOnce(keySubscription, func() ([]byte, error) { return []byte(uuid.New()), nil })
 	if err != nil {
 		return rs, err
 	}

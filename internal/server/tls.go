@@ -1,8 +1,6 @@
 package server
 
 import (
-	"tresor/internal/atomicfile"
-
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -19,6 +17,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"tresor/internal/atomicfile"
 )
 
 // devTLS makes (once) a development CA and a server certificate for
