@@ -47,6 +47,20 @@ var (
 	bMeta        = []string{"meta"}
 )
 
+// The top-level buckets by the state they hold (docs/architecture.md,
+// "Region-local and replicated state"). Region-local state belongs to one
+// region and is shared only by the nodes of its cluster; instance state
+// belongs to an instance and is what a secondary region of the instance
+// follows. A test keeps every bucket the store creates in one of the lists.
+var (
+	// RegionBuckets hold the region's own state: its tenant, root key and
+	// token-signing key, its principals, its jobs, and the applied index.
+	RegionBuckets = []string{"region", "principals", "principals-by-client", "jobs", "jobs-running", "meta"}
+	// InstanceBuckets hold the instances' state: their records, their
+	// values, their write counters and staged replaces.
+	InstanceBuckets = []string{"instances", "instance-data", "instance-writes", "staging"}
+)
+
 // PolicyBuckets are the instance buckets that hold policy: role
 // assignments, role definitions and settings. They change only through
 // [UpdateInstance] (which bumps the generation), never through
