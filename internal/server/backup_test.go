@@ -369,6 +369,50 @@ func TestBackupFailures(t *testing.T) {
 	}
 }
 
+// TestBackupStorageFailures: a backup whose storage refuses it ends as
+// Failed with a message that says what to fix, and leaves no manifest.
+func TestBackupStorageFailures(t *testing.T) {
+	az := azuritetest.Start(t)
+	az.CreateContainer(t, "store")
+	dir := t.TempDir()
+	d := newDrill(t, withBackupDir(dir))
+	d.create("src")
+	d.activate("src", "sd1", "sd2", "sd3")
+	d.seedKeys("src", 5)
+	hour := time.Now().Add(time.Hour)
+	tests := map[string]struct {
+		dest wire.SASTokenParameter
+		want string
+	}{
+		"SAS without write":   {wire.SASTokenParameter{StorageResourceURI: az.URL() + "/store", Token: az.SAS(t, "store", "rl", hour)}, "writ"},
+		"expired SAS":         {wire.SASTokenParameter{StorageResourceURI: az.URL() + "/store", Token: az.SAS(t, "store", "crwd", time.Now().Add(-time.Hour))}, "expired"},
+		"missing container":   {wire.SASTokenParameter{StorageResourceURI: az.URL() + "/nothere", Token: az.SAS(t, "nothere", "crwd", hour)}, "nothere"},
+		"unreachable":         {wire.SASTokenParameter{StorageResourceURI: "http://127.0.0.1:1/devstoreaccount1/store", Token: "sv=2020-02-10&sr=c&sp=crwd&sig=abc"}, "reach"},
+		"missing directory":   {wire.SASTokenParameter{StorageResourceURI: "file://" + filepath.Join(dir, "nothere")}, "nothere"},
+		"managed identity on": {wire.SASTokenParameter{StorageResourceURI: az.URL() + "/store", UseManagedIdentity: true}, ""},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			code, hdr, body := d.c.do("POST", d.url("src", "/backup"), d.hsm, tc.dest)
+			if tc.dest.UseManagedIdentity {
+				wantError(t, code, body, http.StatusBadRequest, "BadParameter")
+				return
+			}
+			if code != http.StatusAccepted {
+				t.Fatalf("backup: %d %s", code, body)
+			}
+			st := d.job(hdr.Get("Azure-AsyncOperation"))
+			e, _ := st["error"].(map[string]any)
+			if st["status"] != "Failed" || e == nil || !strings.Contains(fmt.Sprint(e["message"]), tc.want) || st["azureStorageBlobContainerUri"] != nil {
+				t.Fatalf("backup: %v, want Failed mentioning %q", st, tc.want)
+			}
+			if strings.Contains(fmt.Sprint(st), "sig=") {
+				t.Fatalf("the job's status shows the SAS signature: %v", st)
+			}
+		})
+	}
+}
+
 // TestBackupAPI: the routes' contract beside the happy path.
 func TestBackupAPI(t *testing.T) {
 	dir := t.TempDir()
