@@ -1,15 +1,22 @@
 package cli
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"tresor/internal/blob"
+	"tresor/internal/blob/container"
 	"tresor/internal/client"
 	"tresor/internal/wire"
 )
@@ -27,10 +34,11 @@ func (a *app) backupCommand() *cobra.Command {
 		Long: `Manage full HSM backup, like 'az keyvault backup': 'start' backs up all of an
 HSM's keys, their versions and role assignments into a new folder
 mhsm-{name}-{time} of a blob container, sealed under the HSM's security
-domain; 'tresor restore start' restores it.`,
+domain; 'tresor restore start' restores it. 'list' (Tresor's own) lists the
+backup folders of a container.`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(a.backupStartCommand())
+	cmd.AddCommand(a.backupStartCommand(), a.backupListCommand())
 	return cmd
 }
 
@@ -218,4 +226,196 @@ func restoreOutput(st client.JobStatus) jobOutput {
 
 func backupOutput(st client.JobStatus) backupJobOutput {
 	return backupJobOutput{jobOutput: restoreOutput(st), FolderURL: st.AzureStorageBlobContainerURI}
+}
+
+// Limits and names of the backup format that backup list reads. They mirror
+// internal/backup (Format, ManifestName, MaxManifestSize, ValidFolder),
+// which the CLI may not import: it is a server package.
+const (
+	backupFormat       = "tresor.backup/v1"
+	backupManifestName = "manifest"
+	maxManifestSize    = 64 << 20
+)
+
+// backupFolderName is Managed HSM's folder name, mhsm-{name}-{yyyyMMddHHmmssff}
+// (internal/backup's ValidFolder).
+var backupFolderName = regexp.MustCompile(`^mhsm-[a-z0-9-]{3,24}-[0-9]{16}$`)
+
+// manifestHeader is the part of a backup manifest that backup list reads:
+// it mirrors internal/backup's Header, the manifest's clear part. Nothing
+// in it is authenticated (the sealed copy beside it, which a restore
+// checks, is); it only describes the folder.
+type manifestHeader struct {
+	Format          string               `json:"format"`
+	Folder          string               `json:"folder"`
+	SourceHSM       string               `json:"sourceHsm"`
+	Created         time.Time            `json:"created"`
+	Keys            int                  `json:"keys"`
+	DeletedKeys     int                  `json:"deletedKeys"`
+	Versions        int                  `json:"versions"`
+	RoleAssignments int                  `json:"roleAssignments"`
+	Objects         []manifestObjectInfo `json:"objects"`
+}
+
+// manifestObjectInfo mirrors internal/backup's ObjectInfo: one sealed
+// object of a folder, named relative to the folder.
+type manifestObjectInfo struct {
+	Name   string `json:"name"`
+	Kind   string `json:"kind"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	Keys   int    `json:"keys,omitempty"`
+}
+
+// backupFolderOutput is one line of backup list.
+type backupFolderOutput struct {
+	Folder    string  `json:"folder"`
+	SourceHSM *string `json:"sourceHsm"` // null without a readable manifest
+	Keys      *int    `json:"keys"`      // null without a readable manifest
+	Size      int64   `json:"size"`      // bytes, all of the folder's objects
+	Created   *string `json:"created"`
+	Complete  bool    `json:"complete"`
+}
+
+func (a *app) backupListCommand() *cobra.Command {
+	var storage storageFlags
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the backup folders of a blob container (Tresor's own, az has none)",
+		Long: `List the backup folders (mhsm-{name}-{time}) that 'tresor backup start' wrote
+into a blob container, sorted by name: for each its source HSM, number of
+keys, size in bytes (of all its objects), creation time and whether it is
+complete. The CLI reads the storage itself, from this machine, with the SAS
+token (which needs list and read permission); no server is involved and no
+sign-in is needed. A file:///path container is a directory of this machine.
+
+A folder is complete when its manifest exists and every object the manifest
+lists is there with the listed size; an interrupted backup has no manifest.
+The listing reads only the manifest's clear, unauthenticated header: it needs
+no security domain, and proves nothing about the backup's integrity or
+authenticity. 'tresor restore start' verifies the folder before it restores.`,
+		Example: `  tresor backup list --storage-account-name contosostorage --blob-container-name backups \
+    --storage-container-SAS-token "$SAS" -o table
+  tresor backup list --storage-resource-uri file:///var/backups/tresor -t x \
+    --query "[?complete].folder" -o tsv`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := storage.check(cmd); err != nil {
+				return err
+			}
+			out, err := listBackups(cmd.Context(), storage.containerURI(), storage.token)
+			if err != nil {
+				return blobHint(err)
+			}
+			return a.print(out, backupListTable)
+		},
+	}
+	storage.addFlags(cmd, false)
+	cmd.Flags().Lookup("storage-resource-uri").Usage = "Azure Blob storage container Uri. If specified all other 'Storage Id' arguments should be omitted. " +
+		"Tresor also takes file:///path, a directory of this machine"
+	return cmd
+}
+
+// blobHint adds a hint to the storage errors a user can fix.
+func blobHint(err error) error {
+	switch {
+	case errors.Is(err, blob.ErrAuth):
+		return withHint(err, "check the SAS token: is it expired, or for another storage account?")
+	case errors.Is(err, blob.ErrPermission):
+		return withHint(err, "listing backups needs a SAS token with list and read permission")
+	case errors.Is(err, blob.ErrNoContainer):
+		return withHint(err, "check --storage-resource-uri or --blob-container-name")
+	}
+	return err
+}
+
+// listBackups lists the backup folders of the container at storageURI (a
+// container, or a prefix inside one).
+func listBackups(ctx context.Context, storageURI, token string) ([]backupFolderOutput, error) {
+	containerURI, base, err := container.Resolve(storageURI, "")
+	if err != nil {
+		return nil, err
+	}
+	store, err := container.Open(ctx, containerURI, token)
+	if err != nil {
+		return nil, err
+	}
+	prefix := ""
+	if base != "" {
+		prefix = base + "/"
+	}
+	objs, err := store.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	folders := map[string][]blob.Object{}
+	for _, o := range objs {
+		folder, rest, ok := strings.Cut(strings.TrimPrefix(o.Name, prefix), "/")
+		if !ok || rest == "" || !backupFolderName.MatchString(folder) {
+			continue
+		}
+		folders[folder] = append(folders[folder], o)
+	}
+	out := make([]backupFolderOutput, 0, len(folders))
+	for folder, objs := range folders {
+		f, err := describeFolder(ctx, store, prefix+folder, folder, objs)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	slices.SortFunc(out, func(x, y backupFolderOutput) int { return cmp.Compare(x.Folder, y.Folder) })
+	return out, nil
+}
+
+// describeFolder describes one folder, at path in the store, from its
+// objects and its manifest's header.
+func describeFolder(ctx context.Context, store blob.Store, path, folder string, objs []blob.Object) (backupFolderOutput, error) {
+	out := backupFolderOutput{Folder: folder}
+	sizes := map[string]int64{} // object name relative to the folder → size
+	var newest time.Time
+	for _, o := range objs {
+		out.Size += o.Size
+		sizes[strings.TrimPrefix(o.Name, path+"/")] = o.Size
+		if o.Modified.After(newest) {
+			newest = o.Modified
+		}
+	}
+	created := newest
+	if _, ok := sizes[backupManifestName]; ok {
+		data, err := store.Get(ctx, path+"/"+backupManifestName, maxManifestSize)
+		switch {
+		case errors.Is(err, blob.ErrNotFound), errors.Is(err, blob.ErrTooLarge):
+			// deleted since the listing, or not a manifest of ours: incomplete
+		case err != nil:
+			return out, err
+		default:
+			var h manifestHeader
+			if json.Unmarshal(data, &h) == nil && h.Format == backupFormat {
+				out.SourceHSM, out.Keys = &h.SourceHSM, &h.Keys
+				if !h.Created.IsZero() {
+					created = h.Created
+				}
+				out.Complete = h.Folder == folder
+				for _, o := range h.Objects {
+					if size, ok := sizes[o.Name]; !ok || size != o.Size || o.Name == backupManifestName {
+						out.Complete = false
+					}
+				}
+			}
+		}
+	}
+	if !created.IsZero() {
+		s := created.UTC().Format("2006-01-02T15:04:05+00:00")
+		out.Created = &s
+	}
+	return out, nil
+}
+
+// backupListTable is the -o table view of backup list.
+func backupListTable(v any) any {
+	return mapRows(v, func(m map[string]any) row {
+		return row{{"Folder", m["folder"]}, {"SourceHsm", m["sourceHsm"]}, {"Keys", m["keys"]},
+			{"Size", m["size"]}, {"Created", m["created"]}, {"Complete", m["complete"]}}
+	})
 }

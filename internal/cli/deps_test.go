@@ -17,6 +17,8 @@ var serverPackages = []string{
 	"tresor/internal/barrier",
 	"tresor/internal/instances",
 	"tresor/internal/identity",
+	"tresor/internal/keys",
+	"tresor/internal/backup", // backup list re-implements the little of its format it reads
 }
 
 // TestNoServerImports walks the module-internal imports of the non-test
@@ -61,7 +63,7 @@ func TestNoServerImports(t *testing.T) {
 		}
 	}
 	visit("tresor/internal/cli", nil)
-	for _, want := range []string{"tresor/internal/client", "tresor/internal/wire"} {
+	for _, want := range []string{"tresor/internal/client", "tresor/internal/wire", "tresor/internal/blob", "tresor/internal/blob/container"} {
 		if !seen[want] {
 			t.Errorf("the walk never reached %s: is it broken?", want)
 		}
