@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"path"
 	"path/filepath"
 	"strings"
@@ -98,6 +99,9 @@ type Service struct {
 	ctx    context.Context // jobs run under it; Close cancels it
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	mu         sync.Mutex
+	lastBackup map[string]time.Time // start of the last backup by instance
 }
 
 // New returns the service. Call [Service.Recover] before serving.
@@ -118,7 +122,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.FileRoots[i] = filepath.Clean(r)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel}, nil
+	return &Service{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel, lastBackup: map[string]time.Time{}}, nil
 }
 
 // interruptedMessage is the error of a job whose process ended under it.
@@ -202,7 +206,7 @@ func (s *Service) resolve(d Destination, folder string) (location, error) {
 	}
 	u, p, err := container.Resolve(strings.TrimRight(d.StorageURI, "/"), folder)
 	if err != nil {
-		return location{}, fault.Wrap(err, fault.BadParameter, "BadParameter", "%s", err.Error())
+		return location{}, fault.New(fault.BadParameter, "BadParameter", "%s", strings.TrimPrefix(err.Error(), "blob: "))
 	}
 	if strings.HasPrefix(u, "file:") {
 		if err := s.checkFileRoot(u); err != nil {
@@ -215,7 +219,11 @@ func (s *Service) resolve(d Destination, folder string) (location, error) {
 }
 
 func (s *Service) checkFileRoot(u string) error {
-	dir := filepath.Clean(strings.TrimPrefix(strings.TrimPrefix(u, "file://"), "localhost"))
+	pu, err := url.Parse(u)
+	if err != nil || pu.Scheme != "file" || pu.Path == "" {
+		return fault.New(fault.BadParameter, "BadParameter", "'%s' is not a file:// URI of a directory", u)
+	}
+	dir := filepath.Clean(pu.Path) // the directory the file store opens (unescaped)
 	for _, r := range s.cfg.FileRoots {
 		if dir == r || strings.HasPrefix(dir, r+string(filepath.Separator)) {
 			return nil
@@ -261,6 +269,9 @@ func contains(list []string, s string) bool {
 // Failed (with the error's message when it is meant for the user).
 func (s *Service) start(ctx context.Context, in instances.Instance, kind string, exclusive bool, fn func(ctx context.Context, j *store.Job, report func()) error) (Job, error) {
 	j := store.Job{ID: newJobID(), Kind: kind, Instance: in.Key, Status: store.JobInProgress, Start: s.cfg.Now().UTC()}
+	if kind == KindBackup {
+		j.Start = s.backupStart(in.Key, j.Start)
+	}
 	err := s.cfg.Store.Apply(ctx, store.StartJob{Job: j, Exclusive: exclusive})
 	if errors.Is(err, store.ErrConflict) {
 		return Job{}, fault.Wrap(err, fault.Conflict, "Conflict",
@@ -329,6 +340,23 @@ func (s *Service) message(j store.Job, err error) string {
 	}
 	s.log.Error("job error", "job", j.ID, "kind", j.Kind, "err", err)
 	return "the job met an internal error; the server log has the detail (job " + j.ID + ")"
+}
+
+// backupStart returns the start time of a new backup of instance: t, or
+// later when needed so that its folder name (which has hundredths of a
+// second) differs from the previous backup's in this process. A folder
+// that exists anyway (a backup of another process) is refused before
+// anything is written.
+func (s *Service) backupStart(instance string, t time.Time) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if last, ok := s.lastBackup[instance]; ok {
+		if min := last.Truncate(10 * time.Millisecond).Add(10 * time.Millisecond); t.Before(min) {
+			t = min
+		}
+	}
+	s.lastBackup[instance] = t
+	return t
 }
 
 // open opens the destination's container.

@@ -3,6 +3,7 @@ package backup
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -87,6 +88,15 @@ func (s *Service) writeBackup(ctx context.Context, in instances.Instance, bs blo
 	}
 	fb, err := folderBarrier(root, folder)
 	if err != nil {
+		return Header{}, err
+	}
+	// Every backup writes a policy object: if one is there, the folder is
+	// another backup's. (A probe read, not a list: a backup's SAS need not
+	// allow listing.)
+	switch _, err := bs.Get(ctx, loc.join(folder+"/policy"), 0); {
+	case err == nil, errors.Is(err, blob.ErrTooLarge):
+		return Header{}, clientErrorf("the folder %s exists already in the container: start the backup again", folder)
+	case !errors.Is(err, blob.ErrNotFound):
 		return Header{}, err
 	}
 	total, err := s.cfg.Keys.CountKeys(ctx, in)
