@@ -94,7 +94,9 @@ func (s *storageFlags) check(cmd *cobra.Command) error {
 	if s.uri != "" {
 		u, err := url.Parse(s.uri)
 		if err != nil || u.Scheme == "" || u.RawQuery != "" || u.Fragment != "" || (u.Host == "" && u.Scheme != "file") {
-			return usagef(cmd, "--storage-resource-uri %q is not a container URI: want https://{account}.%s/{container} (without the SAS token)", s.uri, storageSuffix)
+			// The URI is not echoed whole: it may carry a SAS token.
+			shown, _, _ := strings.Cut(s.uri, "?")
+			return usagef(cmd, "--storage-resource-uri %q is not a container URI: want https://{account}.%s/{container} (without the SAS token, which goes in --storage-container-SAS-token)", shown, storageSuffix)
 		}
 		return nil
 	}

@@ -224,6 +224,9 @@ func TestBackupListErrors(t *testing.T) {
 			if r.stdout != "" {
 				t.Errorf("stdout %q, want nothing", r.stdout)
 			}
+			if strings.Contains(r.stderr, "sig=") {
+				t.Errorf("stderr shows the SAS signature:\n%s", r.stderr)
+			}
 			for _, want := range tc.stderr {
 				if !strings.Contains(r.stderr, want) {
 					t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
