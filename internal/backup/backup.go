@@ -288,6 +288,10 @@ func (s *Service) start(ctx context.Context, in instances.Instance, kind string,
 	return j, nil
 }
 
+// errJobRecorded is returned by a job function that recorded the job's
+// successful end itself, in the same transaction as its effect.
+var errJobRecorded = errors.New("backup: the job's end is recorded")
+
 func (s *Service) run(in instances.Instance, j store.Job, fn func(ctx context.Context, j *store.Job, report func()) error) {
 	ctx := s.ctx
 	last := time.Time{}
@@ -301,6 +305,10 @@ func (s *Service) run(in instances.Instance, j store.Job, fn func(ctx context.Co
 		}
 	}
 	err := fn(ctx, &j, report)
+	if errors.Is(err, errJobRecorded) {
+		s.log.Info("job succeeded", "job", j.ID, "kind", j.Kind, "instance", in.Key, "details", j.Details)
+		return
+	}
 	j.End = s.cfg.Now().UTC()
 	if err != nil {
 		j.Status, j.Error = store.JobFailed, s.message(j, err)

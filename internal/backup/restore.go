@@ -196,15 +196,19 @@ func (s *Service) restore(ctx context.Context, in instances.Instance, loc locati
 	if err := flush(); err != nil {
 		return err
 	}
-	err = s.cfg.Store.Apply(ctx, store.CommitStage{Name: in.Key, Stage: j.ID, Expect: cur.Generation + 1, Buckets: restoredBuckets})
+	// The job ends in the swap's own transaction: a crash cannot leave a
+	// restored instance whose job says it failed.
+	done := *j
+	done.Done, done.Status, done.End = got.Keys, store.JobSucceeded, s.cfg.Now().UTC()
+	done.Details = fmt.Sprintf("restored %d keys (%d versions, %d deleted keys), %d role assignments, %d custom roles and %d settings from %s (a backup of %s)",
+		got.Keys, got.Versions, got.DeletedKeys, got.RoleAssignments, got.RoleDefinitions, got.Settings, folder, h.SourceHSM)
+	err = s.cfg.Store.Apply(ctx, store.CommitStage{Name: in.Key, Stage: j.ID, Expect: cur.Generation + 1, Buckets: restoredBuckets, Job: &done})
 	if err != nil {
 		return err
 	}
 	committed = true
-	j.Done = got.Keys
-	j.Details = fmt.Sprintf("restored %d keys (%d versions, %d deleted keys), %d role assignments, %d custom roles and %d settings from %s (a backup of %s)",
-		got.Keys, got.Versions, got.DeletedKeys, got.RoleAssignments, got.RoleDefinitions, got.Settings, folder, h.SourceHSM)
-	return nil
+	*j = done
+	return errJobRecorded
 }
 
 // sealEntries checks policy entries and appends them sealed for the instance.

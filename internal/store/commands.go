@@ -271,6 +271,11 @@ type CommitStage struct {
 	Buckets     []string `json:"buckets"`
 	Properties  []byte   `json:"properties,omitempty"`
 	WrappedRoot []byte   `json:"wrappedRoot,omitempty"`
+	// Job, if set, is recorded in the same transaction (as by UpdateJob):
+	// the job that staged the replace ends exactly when the swap happens,
+	// so a crash can never leave a swapped instance whose job says it
+	// failed, nor the reverse.
+	Job *Job `json:"job,omitempty"`
 }
 
 // AbortStage ends the staged replace Stage ("" = whichever is in progress)
@@ -729,6 +734,14 @@ func (c CommitStage) apply(tx txn) error {
 	if in.Generation != c.Expect {
 		return fmt.Errorf("instance %s changed (generation %d, expected %d): %w", c.Name, in.Generation, c.Expect, ErrConflict)
 	}
+	if c.Job != nil {
+		if c.Job.Instance != c.Name {
+			return fmt.Errorf("store: job %s is not of instance %s", c.Job.ID, c.Name)
+		}
+		if err := (UpdateJob{Job: *c.Job}).check(tx); err != nil {
+			return err
+		}
+	}
 	for _, b := range c.Buckets {
 		if err := tx.dropBucket(instanceBucket(c.Name, b)); err != nil {
 			return err
@@ -748,6 +761,11 @@ func (c CommitStage) apply(tx txn) error {
 	}
 	if c.WrappedRoot != nil {
 		in.WrappedRoot = c.WrappedRoot
+	}
+	if c.Job != nil {
+		if err := putJob(tx, *c.Job); err != nil {
+			return err
+		}
 	}
 	return putInstance(tx, in)
 }
@@ -833,6 +851,14 @@ func (c StartJob) apply(tx txn) error {
 }
 
 func (c UpdateJob) apply(tx txn) error {
+	if err := c.check(tx); err != nil {
+		return err
+	}
+	return putJob(tx, c.Job)
+}
+
+// check validates an UpdateJob without writing.
+func (c UpdateJob) check(tx txn) error {
 	j := c.Job
 	if err := checkJob(j); err != nil {
 		return err
@@ -847,7 +873,7 @@ func (c UpdateJob) apply(tx txn) error {
 	if j.Kind != cur.Kind || j.Instance != cur.Instance {
 		return fmt.Errorf("store: job %s cannot change kind or instance", j.ID)
 	}
-	return putJob(tx, j)
+	return nil
 }
 
 func (c FailInterruptedJobs) apply(tx txn) error {

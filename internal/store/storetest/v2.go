@@ -31,6 +31,7 @@ var v2Tests = []struct {
 	{"BatchApply", testBatchApply},
 	{"StagedReplace", testStagedReplace},
 	{"StageAbort", testStageAbort},
+	{"CommitStageEndsJob", testCommitStageEndsJob},
 	{"Snapshot", testSnapshot},
 	{"ForEach", testForEach},
 	{"Jobs", testJobs},
@@ -363,6 +364,8 @@ func refusedCommands() []refusal {
 		{"CommitStage/other stage", store.CommitStage{Name: "hsm3", Stage: "st2", Expect: 2, Buckets: []string{"keys"}}, store.ErrConflict},
 		{"CommitStage/stale", store.CommitStage{Name: "hsm3", Stage: "st", Expect: 1, Buckets: []string{"keys"}}, store.ErrConflict},
 		{"CommitStage/late empty bucket", store.CommitStage{Name: "hsm3", Stage: "st", Expect: 2, Buckets: []string{"keys", ""}}, errAny},
+		{"CommitStage/ended job of another instance", store.CommitStage{Name: "hsm3", Stage: "st", Expect: 2, Buckets: []string{"keys"}, Job: &j2}, errAny},
+		{"CommitStage/job of another instance", store.CommitStage{Name: "hsm3", Stage: "st", Expect: 2, Buckets: []string{"keys"}, Job: &j1}, errAny},
 		{"CommitStage/missing", store.CommitStage{Name: "hsm4", Stage: "st", Expect: 2, Buckets: []string{"keys"}}, store.ErrNotFound},
 		{"StartJob/exists", store.StartJob{Job: job("j2", "hsm1", "backup", 3)}, store.ErrExists},
 		{"StartJob/exclusive", store.StartJob{Job: job("j3", "hsm1", "restore", 3), Exclusive: true}, store.ErrConflict},
@@ -688,6 +691,56 @@ func testStagedReplace(t *testing.T, open func(*testing.T) store.Store) {
 			t.Fatalf("after the second commit: epoch %d properties %q; want 3, p-new", in.Epoch, in.Properties)
 		}
 	})
+}
+
+// testCommitStageEndsJob: a CommitStage that carries its job ends it in the
+// same transaction; the job is then immutable and no longer running.
+func testCommitStageEndsJob(t *testing.T, open func(*testing.T) store.Store) {
+	s := open(t)
+	ctx := context.Background()
+	j := job("r1", "hsm1", "restore", 1)
+	for _, c := range []store.Command{
+		create("hsm1", val("keys", "k1", "old")),
+		store.StartJob{Job: j, Exclusive: true},
+		store.BeginStage{Name: "hsm1", Expect: 1, Stage: "r1"},
+		store.StageValues{Name: "hsm1", Stage: "r1", Values: []store.Value{val("keys", "k1", "new")}},
+	} {
+		if err := s.Apply(ctx, c); err != nil {
+			t.Fatalf("%s: %v", c.CommandType(), err)
+		}
+	}
+	done := j
+	done.Status, done.End, done.Details = store.JobSucceeded, t1, "restored"
+	if err := s.Apply(ctx, store.CommitStage{Name: "hsm1", Stage: "r1", Expect: 2, Buckets: []string{"keys"}, Job: &done}); err != nil {
+		t.Fatalf("CommitStage: %v", err)
+	}
+	wantKVs(t, s, "hsm1", "keys", kv("k1", "new"))
+	var got store.Job
+	if err := s.View(ctx, func(r store.Reader) error {
+		var err error
+		got, err = r.Job("r1")
+		return err
+	}); err != nil || got.Status != store.JobSucceeded || got.Details != "restored" {
+		t.Fatalf("job after the commit: %+v, %v", got, err)
+	}
+	wantErr(t, "update of the ended job", apply(s, store.UpdateJob{Job: j}), store.ErrConflict)
+	// A commit whose job has ended is refused whole.
+	for _, c := range []store.Command{
+		store.BeginStage{Name: "hsm1", Expect: 3, Stage: "r3"},
+		store.StageValues{Name: "hsm1", Stage: "r3", Values: []store.Value{val("keys", "k1", "newer")}},
+	} {
+		if err := s.Apply(ctx, c); err != nil {
+			t.Fatalf("%s: %v", c.CommandType(), err)
+		}
+	}
+	wantErr(t, "commit with an ended job", apply(s, store.CommitStage{Name: "hsm1", Stage: "r3", Expect: 4, Buckets: []string{"keys"}, Job: &done}), store.ErrConflict)
+	wantKVs(t, s, "hsm1", "keys", kv("k1", "new"))
+	if err := s.Apply(ctx, store.AbortStage{Name: "hsm1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(ctx, store.StartJob{Job: job("r2", "hsm1", "backup", 2), Exclusive: true}); err != nil {
+		t.Fatalf("an exclusive job after the commit: %v", err)
+	}
 }
 
 func testStageAbort(t *testing.T, open func(*testing.T) store.Store) {
