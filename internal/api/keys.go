@@ -186,12 +186,41 @@ func page[T any](r *http.Request, items []T, name func(int, T) string) ([]T, *st
 	return out, &link, nil
 }
 
-func (a *API) listKeys(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
-	list, err := a.deps.Keys.List(r.Context(), rc.instance, false)
-	if err != nil {
-		return err
+// keyPage reads a page of keys (or deleted keys) as the request's
+// maxresults and $skiptoken ask, and returns it with the next page's link.
+// The skip token is the storage name of the last key of the page before.
+func (a *API) keyPage(r *http.Request, rc *reqCtx, deleted bool) ([]keys.Version, *string, error) {
+	q := r.URL.Query()
+	max := 25
+	if s := q.Get("maxresults"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 25 {
+			return nil, nil, fault.New(fault.BadParameter, "BadParameter", "maxresults must be between 1 and 25")
+		}
+		max = n
 	}
-	items, next, err := page(r, list, func(_ int, v keys.Version) string { return v.Name })
+	var after string
+	if tok := q.Get("$skiptoken"); tok != "" {
+		b, err := base64.RawURLEncoding.DecodeString(tok)
+		if err != nil {
+			return nil, nil, fault.New(fault.BadParameter, "BadParameter", "$skiptoken is not valid")
+		}
+		after = string(b)
+	}
+	items, last, more, err := a.deps.Keys.ListPage(r.Context(), rc.instance, deleted, after, max)
+	if err != nil || !more {
+		return items, nil, err
+	}
+	next := url.Values{}
+	next.Set("api-version", q.Get("api-version"))
+	next.Set("maxresults", strconv.Itoa(max))
+	next.Set("$skiptoken", base64.RawURLEncoding.EncodeToString([]byte(last)))
+	link := hsmBase(r) + r.URL.Path + "?" + next.Encode()
+	return items, &link, nil
+}
+
+func (a *API) listKeys(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
+	items, next, err := a.keyPage(r, rc, false)
 	if err != nil {
 		return err
 	}
@@ -230,11 +259,7 @@ func (a *API) deleteKey(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 }
 
 func (a *API) listDeletedKeys(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
-	list, err := a.deps.Keys.List(r.Context(), rc.instance, true)
-	if err != nil {
-		return err
-	}
-	items, next, err := page(r, list, func(_ int, v keys.Version) string { return v.Name })
+	items, next, err := a.keyPage(r, rc, true)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
@@ -701,41 +702,48 @@ func (s *Service) Get(ctx context.Context, in instances.Instance, name, version 
 // List returns the current version of every key that is (or, with deleted,
 // is not) deleted, by name, without their public keys.
 func (s *Service) List(ctx context.Context, in instances.Instance, deleted bool) ([]Version, error) {
+	out, _, _, err := s.ListPage(ctx, in, deleted, "", math.MaxInt)
+	return out, err
+}
+
+// ListPage returns at most max keys that are (or, with deleted, are not)
+// deleted, whose storage names (lower-cased names) sort after after, in
+// that order, without their public keys, read in one transaction. last is
+// the storage name of the last key returned and more tells whether any
+// key follows: a caller pages on with ListPage(…, last, max). A page costs
+// the keys it walks, not the whole instance.
+func (s *Service) ListPage(ctx context.Context, in instances.Instance, deleted bool, after string, max int) (out []Version, last string, more bool, err error) {
 	b, err := s.inst.Barrier(in)
 	if err != nil {
-		return nil, err
+		return nil, "", false, err
 	}
-	var out []Version
 	err = s.st.View(ctx, func(r store.Reader) error {
-		kvs, err := r.InstanceValues(in.Key, BucketKeys)
-		if err != nil {
-			return err
-		}
-		for _, kv := range kvs {
-			pt, err := b.Open(BucketKeys+"/"+kv.Key, kv.Value)
+		return r.ForEach(in.Key, BucketKeys, after, func(id string, sealed []byte) error {
+			rec, err := s.openRecord(in, b, id, slices.Clone(sealed))
 			if err != nil {
-				return err
-			}
-			var rec keyRecord
-			if err := json.Unmarshal(pt, &rec); err != nil {
 				return err
 			}
 			if rec.Deleted != deleted {
-				continue
+				return nil
 			}
-			sealed, err := r.InstanceValue(in.Key, BucketVersions, kv.Key+"/"+rec.Current)
+			if len(out) == max {
+				more = true
+				return store.ErrStop
+			}
+			sv, err := r.InstanceValue(in.Key, BucketVersions, id+"/"+rec.Current)
 			if err != nil {
 				return err
 			}
-			vr, err := s.openVersion(in, kv.Key, rec.Current, sealed)
+			vr, err := s.openVersionCached(in, id, rec.Current, sv)
 			if err != nil {
 				return err
 			}
-			out = append(out, summary(kv.Key, rec, vr))
-		}
-		return nil
+			out = append(out, summary(id, rec, vr))
+			last = id
+			return nil
+		})
 	})
-	return out, err
+	return out, last, more, err
 }
 
 // Versions lists every version of a key, in creation order, without their
