@@ -431,6 +431,43 @@ func splitFolder(loc location) (location, string, error) {
 	return loc, name, nil
 }
 
+// resolveFolder resolves a destination and the folder to restore from it.
+func (s *Service) resolveFolder(d Destination, folder string) (location, string, error) {
+	loc, err := s.resolve(d, folder)
+	if err != nil {
+		return location{}, "", err
+	}
+	return splitFolder(loc)
+}
+
+// openedFolder is a backup folder whose manifest was read and authenticated.
+type openedFolder struct {
+	loc    location
+	name   string
+	root   *barrier.RootKey
+	bs     blob.Store
+	header Header
+	index  map[string]string
+}
+
+// openFolder opens the container of a folder and authenticates its
+// manifest with the security domain of in.
+func (s *Service) openFolder(ctx context.Context, in instances.Instance, loc location, name string) (openedFolder, error) {
+	root, err := s.cfg.Keyring.Root(in)
+	if err != nil {
+		return openedFolder{}, err
+	}
+	bs, err := s.open(ctx, loc)
+	if err != nil {
+		return openedFolder{}, err
+	}
+	h, index, err := s.readManifest(ctx, bs, loc, name, root)
+	if err != nil {
+		return openedFolder{}, err
+	}
+	return openedFolder{loc: loc, name: name, root: root, bs: bs, header: h, index: index}, nil
+}
+
 // readManifest reads and authenticates the manifest of a folder.
 func (s *Service) readManifest(ctx context.Context, bs blob.Store, loc location, folder string, root *barrier.RootKey) (Header, map[string]string, error) {
 	data, err := bs.Get(ctx, loc.join(folder+"/"+ManifestName), MaxManifestSize)
@@ -467,27 +504,16 @@ func readObject(ctx context.Context, bs blob.Store, b *barrier.Barrier, loc loca
 // storage is readable, the manifest is there and opens with in's
 // security domain) without restoring.
 func (s *Service) StartPreRestore(ctx context.Context, in instances.Instance, d Destination, folder string) (Job, error) {
-	loc, err := s.resolve(d, folder)
-	if err != nil {
-		return Job{}, err
-	}
-	loc, name, err := splitFolder(loc)
+	loc, name, err := s.resolveFolder(d, folder)
 	if err != nil {
 		return Job{}, err
 	}
 	return s.start(ctx, in, KindPreRestore, false, func(ctx context.Context, j *store.Job, _ func()) error {
-		root, err := s.cfg.Keyring.Root(in)
+		f, err := s.openFolder(ctx, in, loc, name)
 		if err != nil {
 			return err
 		}
-		bs, err := s.open(ctx, loc)
-		if err != nil {
-			return err
-		}
-		h, _, err := s.readManifest(ctx, bs, loc, name, root)
-		if err != nil {
-			return err
-		}
+		h := f.header
 		j.Details = fmt.Sprintf("the folder %s holds a backup of %s with %d keys that this HSM can restore", name, h.SourceHSM, h.Keys)
 		return nil
 	})

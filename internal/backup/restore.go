@@ -47,11 +47,7 @@ func (s *Service) checkRollbackPoint(ctx context.Context, in instances.Instance)
 // StartRestore starts a full restore of folder of d into in and returns
 // the job.
 func (s *Service) StartRestore(ctx context.Context, in instances.Instance, d Destination, folder string) (Job, error) {
-	loc, err := s.resolve(d, folder)
-	if err != nil {
-		return Job{}, err
-	}
-	loc, name, err := splitFolder(loc)
+	loc, name, err := s.resolveFolder(d, folder)
 	if err != nil {
 		return Job{}, err
 	}
@@ -64,18 +60,11 @@ func (s *Service) StartRestore(ctx context.Context, in instances.Instance, d Des
 }
 
 func (s *Service) restore(ctx context.Context, in instances.Instance, loc location, folder string, j *store.Job, report func()) error {
-	root, err := s.cfg.Keyring.Root(in)
+	f, err := s.openFolder(ctx, in, loc, folder)
 	if err != nil {
 		return err
 	}
-	bs, err := s.open(ctx, loc)
-	if err != nil {
-		return err
-	}
-	h, index, err := s.readManifest(ctx, bs, loc, folder, root)
-	if err != nil {
-		return err
-	}
+	root, bs, h, index := f.root, f.bs, f.header, f.index
 	j.Total = h.Keys
 	report()
 	cur, err := s.cfg.Instances.Get(ctx, in.Key)
@@ -234,27 +223,16 @@ func (s *Service) StartKeyRestore(ctx context.Context, in instances.Instance, d 
 	if err := keys.ValidateName(keyName); err != nil {
 		return Job{}, err
 	}
-	loc, err := s.resolve(d, folder)
-	if err != nil {
-		return Job{}, err
-	}
-	loc, name, err := splitFolder(loc)
+	loc, name, err := s.resolveFolder(d, folder)
 	if err != nil {
 		return Job{}, err
 	}
 	return s.start(ctx, in, KindKeyRestore, true, func(ctx context.Context, j *store.Job, report func()) error {
-		root, err := s.cfg.Keyring.Root(in)
+		f, err := s.openFolder(ctx, in, loc, name)
 		if err != nil {
 			return err
 		}
-		bs, err := s.open(ctx, loc)
-		if err != nil {
-			return err
-		}
-		h, index, err := s.readManifest(ctx, bs, loc, name, root)
-		if err != nil {
-			return err
-		}
+		root, bs, h, index := f.root, f.bs, f.header, f.index
 		id := strings.ToLower(keyName)
 		objName, ok := index[id]
 		if !ok {
