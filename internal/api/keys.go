@@ -154,69 +154,67 @@ func (a *API) updateKey(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 // name for lists sorted by name, the zero-padded index for versions, which
 // are in creation order); the token is the last key served, base64url.
 func page[T any](r *http.Request, items []T, name func(int, T) string) ([]T, *string, error) {
-	q := r.URL.Query()
-	max := 25
-	if s := q.Get("maxresults"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 25 {
-			return nil, nil, fault.New(fault.BadParameter, "BadParameter", "maxresults must be between 1 and 25")
-		}
-		max = n
+	max, after, err := pageParams(r)
+	if err != nil {
+		return nil, nil, err
 	}
 	start := 0
-	if tok := q.Get("$skiptoken"); tok != "" {
-		after, err := base64.RawURLEncoding.DecodeString(tok)
-		if err != nil {
-			return nil, nil, fault.New(fault.BadParameter, "BadParameter", "$skiptoken is not valid")
-		}
-		for start < len(items) && name(start, items[start]) <= string(after) {
-			start++
-		}
+	for after != "" && start < len(items) && name(start, items[start]) <= after {
+		start++
 	}
 	end := min(start+max, len(items))
 	out := items[start:end]
 	if end >= len(items) {
 		return out, nil, nil
 	}
+	return out, nextLink(r, max, name(end-1, items[end-1])), nil
+}
+
+// pageParams reads a list's maxresults (1–25, default 25) and $skiptoken
+// (the last item of the page before; "" for the first page).
+func pageParams(r *http.Request) (max int, after string, err error) {
+	q := r.URL.Query()
+	max = 25
+	if s := q.Get("maxresults"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 25 {
+			return 0, "", fault.New(fault.BadParameter, "BadParameter", "maxresults must be between 1 and 25")
+		}
+		max = n
+	}
+	if tok := q.Get("$skiptoken"); tok != "" {
+		b, err := base64.RawURLEncoding.DecodeString(tok)
+		if err != nil {
+			return 0, "", fault.New(fault.BadParameter, "BadParameter", "$skiptoken is not valid")
+		}
+		after = string(b)
+	}
+	return max, after, nil
+}
+
+// nextLink is the link to the page after the one whose last item is last.
+func nextLink(r *http.Request, max int, last string) *string {
 	next := url.Values{}
-	next.Set("api-version", q.Get("api-version"))
+	next.Set("api-version", r.URL.Query().Get("api-version"))
 	next.Set("maxresults", strconv.Itoa(max))
-	next.Set("$skiptoken", base64.RawURLEncoding.EncodeToString([]byte(name(end-1, items[end-1]))))
+	next.Set("$skiptoken", base64.RawURLEncoding.EncodeToString([]byte(last)))
 	link := hsmBase(r) + r.URL.Path + "?" + next.Encode()
-	return out, &link, nil
+	return &link
 }
 
 // keyPage reads a page of keys (or deleted keys) as the request's
 // maxresults and $skiptoken ask, and returns it with the next page's link.
 // The skip token is the storage name of the last key of the page before.
 func (a *API) keyPage(r *http.Request, rc *reqCtx, deleted bool) ([]keys.Version, *string, error) {
-	q := r.URL.Query()
-	max := 25
-	if s := q.Get("maxresults"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 25 {
-			return nil, nil, fault.New(fault.BadParameter, "BadParameter", "maxresults must be between 1 and 25")
-		}
-		max = n
-	}
-	var after string
-	if tok := q.Get("$skiptoken"); tok != "" {
-		b, err := base64.RawURLEncoding.DecodeString(tok)
-		if err != nil {
-			return nil, nil, fault.New(fault.BadParameter, "BadParameter", "$skiptoken is not valid")
-		}
-		after = string(b)
+	max, after, err := pageParams(r)
+	if err != nil {
+		return nil, nil, err
 	}
 	items, last, more, err := a.deps.Keys.ListPage(r.Context(), rc.instance, deleted, after, max)
 	if err != nil || !more {
 		return items, nil, err
 	}
-	next := url.Values{}
-	next.Set("api-version", q.Get("api-version"))
-	next.Set("maxresults", strconv.Itoa(max))
-	next.Set("$skiptoken", base64.RawURLEncoding.EncodeToString([]byte(last)))
-	link := hsmBase(r) + r.URL.Path + "?" + next.Encode()
-	return items, &link, nil
+	return items, nextLink(r, max, last), nil
 }
 
 func (a *API) listKeys(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
