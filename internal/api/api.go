@@ -23,6 +23,7 @@ import (
 	"tresor/internal/identity"
 	"tresor/internal/instances"
 	"tresor/internal/keys"
+	"tresor/internal/policy"
 	"tresor/internal/uuid"
 )
 
@@ -83,6 +84,7 @@ type Principals interface {
 // Deps are the services behind the API.
 type Deps struct {
 	Instances *instances.Service
+	Policy    *policy.Service // the instances' RBAC policy and settings
 	Keys      *keys.Service
 	Backups   *backup.Service
 	Issuer    *identity.Issuer

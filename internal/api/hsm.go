@@ -24,7 +24,7 @@ func (a *API) authorize(r *http.Request, rt route, rc *reqCtx) error {
 		created: rc.instance.Created.UnixNano(), generation: rc.instance.Generation}
 	grants, ok := a.authz.get(key)
 	if !ok {
-		p, gen, err := a.deps.Instances.Policy(r.Context(), rc.instance)
+		p, gen, err := a.deps.Policy.Policy(r.Context(), rc.instance)
 		if err != nil {
 			return err
 		}

@@ -159,7 +159,7 @@ func (a *API) listRoleDefinitions(w http.ResponseWriter, r *http.Request, rc *re
 	if err != nil {
 		return err
 	}
-	p, _, err := a.deps.Instances.Policy(r.Context(), rc.instance)
+	p, _, err := a.deps.Policy.Policy(r.Context(), rc.instance)
 	if err != nil {
 		return err
 	}
@@ -188,7 +188,7 @@ func (a *API) getRoleDefinition(w http.ResponseWriter, r *http.Request, rc *reqC
 	if err != nil {
 		return err
 	}
-	p, _, err := a.deps.Instances.Policy(r.Context(), rc.instance)
+	p, _, err := a.deps.Policy.Policy(r.Context(), rc.instance)
 	if err != nil {
 		return err
 	}
@@ -239,7 +239,7 @@ func (a *API) putRoleDefinition(w http.ResponseWriter, r *http.Request, rc *reqC
 	if err != nil {
 		return err
 	}
-	if _, err := a.deps.Instances.PutRoleDefinition(r.Context(), rc.instance, role); err != nil {
+	if _, err := a.deps.Policy.PutRoleDefinition(r.Context(), rc.instance, role); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, toRoleDefinition(role))
@@ -254,7 +254,7 @@ func (a *API) deleteRoleDefinition(w http.ResponseWriter, r *http.Request, rc *r
 	if err != nil {
 		return err
 	}
-	role, err := a.deps.Instances.DeleteRoleDefinition(r.Context(), rc.instance, id)
+	role, err := a.deps.Policy.DeleteRoleDefinition(r.Context(), rc.instance, id)
 	if err != nil {
 		return err
 	}
@@ -271,7 +271,7 @@ func (a *API) listRoleAssignments(w http.ResponseWriter, r *http.Request, rc *re
 	if err != nil {
 		return err
 	}
-	p, _, err := a.deps.Instances.Policy(r.Context(), rc.instance)
+	p, _, err := a.deps.Policy.Policy(r.Context(), rc.instance)
 	if err != nil {
 		return err
 	}
@@ -300,7 +300,7 @@ func (a *API) getRoleAssignment(w http.ResponseWriter, r *http.Request, rc *reqC
 	if err != nil {
 		return err
 	}
-	p, _, err := a.deps.Instances.Policy(r.Context(), rc.instance)
+	p, _, err := a.deps.Policy.Policy(r.Context(), rc.instance)
 	if err != nil {
 		return err
 	}
@@ -333,7 +333,7 @@ func (a *API) putRoleAssignment(w http.ResponseWriter, r *http.Request, rc *reqC
 	if err := a.knownPrincipals(r.Context(), "properties.principalId", as.PrincipalID); err != nil {
 		return err
 	}
-	if err := a.deps.Instances.Assign(r.Context(), rc.instance, as); err != nil {
+	if err := a.deps.Policy.Assign(r.Context(), rc.instance, as); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, toRoleAssignment(as))
@@ -346,7 +346,7 @@ func (a *API) deleteRoleAssignment(w http.ResponseWriter, r *http.Request, rc *r
 	if err != nil {
 		return err
 	}
-	as, err := a.deps.Instances.Unassign(r.Context(), rc.instance, name, scope)
+	as, err := a.deps.Policy.Unassign(r.Context(), rc.instance, name, scope)
 	if err != nil {
 		return err
 	}

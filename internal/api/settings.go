@@ -4,7 +4,7 @@ import (
 	"net/http"
 
 	"tresor/internal/fault"
-	"tresor/internal/instances"
+	"tresor/internal/policy"
 	"tresor/internal/wire"
 )
 
@@ -16,12 +16,12 @@ import (
 // changing them roleDefinitions/write (the Administrator, the Crypto
 // Officer and the Policy Administrator, who may change the policy anyway).
 
-func toSetting(s instances.Setting) wire.Setting {
+func toSetting(s policy.Setting) wire.Setting {
 	return wire.Setting{Name: s.Name, Value: s.Value, Type: s.Type}
 }
 
 func (a *API) listSettings(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
-	all, err := a.deps.Instances.Settings(r.Context(), rc.instance)
+	all, err := a.deps.Policy.Settings(r.Context(), rc.instance)
 	if err != nil {
 		return err
 	}
@@ -34,7 +34,7 @@ func (a *API) listSettings(w http.ResponseWriter, r *http.Request, rc *reqCtx) e
 }
 
 func (a *API) getSetting(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
-	s, err := a.deps.Instances.GetSetting(r.Context(), rc.instance, r.PathValue("name"))
+	s, err := a.deps.Policy.GetSetting(r.Context(), rc.instance, r.PathValue("name"))
 	if err != nil {
 		return err
 	}
@@ -51,7 +51,7 @@ func (a *API) updateSetting(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 	if body.Value == nil {
 		return fault.New(fault.BadParameter, "BadParameter", "value is missing")
 	}
-	s, err := a.deps.Instances.UpdateSetting(r.Context(), rc.instance, r.PathValue("name"), *body.Value)
+	s, err := a.deps.Policy.UpdateSetting(r.Context(), rc.instance, r.PathValue("name"), *body.Value)
 	if err != nil {
 		return err
 	}

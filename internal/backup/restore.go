@@ -9,6 +9,7 @@ import (
 	"tresor/internal/fault"
 	"tresor/internal/instances"
 	"tresor/internal/keys"
+	"tresor/internal/policy"
 	"tresor/internal/store"
 )
 
@@ -16,7 +17,7 @@ import (
 const stageChunk = 4096
 
 // restoredBuckets are the instance buckets a full restore replaces.
-var restoredBuckets = append([]string{keys.BucketKeys, keys.BucketVersions}, instances.PolicyBuckets...)
+var restoredBuckets = append([]string{keys.BucketKeys, keys.BucketVersions}, policy.PolicyBuckets...)
 
 // checkRollbackPoint refuses a full restore into an instance that has no
 // full backup completed since its activation (Managed HSM requires one: it
@@ -162,7 +163,7 @@ func (s *Service) restore(ctx context.Context, in instances.Instance, loc locati
 			for _, set := range []struct {
 				bucket  string
 				entries []Entry
-			}{{instances.BucketRoleAssignments, po.RoleAssignments}, {instances.BucketRoleDefinitions, po.RoleDefinitions}} {
+			}{{policy.BucketRoleAssignments, po.RoleAssignments}, {policy.BucketRoleDefinitions, po.RoleDefinitions}} {
 				if err := sealEntries(&pending, ib, set.bucket, set.entries, o.Name); err != nil {
 					return err
 				}
@@ -173,7 +174,7 @@ func (s *Service) restore(ctx context.Context, in instances.Instance, loc locati
 				return err
 			}
 			got.Settings += len(so.Settings)
-			if err := sealEntries(&pending, ib, instances.BucketSettings, so.Settings, o.Name); err != nil {
+			if err := sealEntries(&pending, ib, policy.BucketSettings, so.Settings, o.Name); err != nil {
 				return err
 			}
 		}
@@ -205,7 +206,7 @@ func sealEntries(pending *[]store.Value, ib interface {
 	Seal(string, []byte) ([]byte, error)
 }, bucket string, entries []Entry, object string) error {
 	for _, e := range entries {
-		if err := instances.CheckPolicyValue(bucket, e.Key, e.Value); err != nil {
+		if err := policy.CheckPolicyValue(bucket, e.Key, e.Value); err != nil {
 			return fmt.Errorf("object %s: %v: %w", object, err, ErrMalformed)
 		}
 		ct, err := ib.Seal(bucket+"/"+e.Key, e.Value)

@@ -11,6 +11,7 @@ import (
 	"tresor/internal/blob"
 	"tresor/internal/instances"
 	"tresor/internal/keys"
+	"tresor/internal/policy"
 	"tresor/internal/store"
 )
 
@@ -173,20 +174,20 @@ func (s *Service) writeBackup(ctx context.Context, in instances.Instance, bs blo
 	if err != nil {
 		return Header{}, up.waitErr(err)
 	}
-	policy := map[string][]Entry{}
-	for _, b := range instances.PolicyBuckets {
-		if policy[b], err = s.readBucket(ctx, in, ib, b); err != nil {
+	pols := map[string][]Entry{}
+	for _, b := range policy.PolicyBuckets {
+		if pols[b], err = s.readBucket(ctx, in, ib, b); err != nil {
 			return Header{}, up.waitErr(err)
 		}
 	}
-	h.RoleAssignments = len(policy[instances.BucketRoleAssignments])
-	h.RoleDefinitions = len(policy[instances.BucketRoleDefinitions])
-	h.Settings = len(policy[instances.BucketSettings])
+	h.RoleAssignments = len(pols[policy.BucketRoleAssignments])
+	h.RoleDefinitions = len(pols[policy.BucketRoleDefinitions])
+	h.Settings = len(pols[policy.BucketSettings])
 	if err := put("policy", kindPolicy, policyObject{Kind: kindPolicy,
-		RoleAssignments: policy[instances.BucketRoleAssignments], RoleDefinitions: policy[instances.BucketRoleDefinitions]}, 0); err != nil {
+		RoleAssignments: pols[policy.BucketRoleAssignments], RoleDefinitions: pols[policy.BucketRoleDefinitions]}, 0); err != nil {
 		return Header{}, up.waitErr(err)
 	}
-	if err := put("settings", kindSettings, settingsObject{Kind: kindSettings, Settings: policy[instances.BucketSettings]}, 0); err != nil {
+	if err := put("settings", kindSettings, settingsObject{Kind: kindSettings, Settings: pols[policy.BucketSettings]}, 0); err != nil {
 		return Header{}, up.waitErr(err)
 	}
 	if err := up.wait(); err != nil {

@@ -16,6 +16,7 @@ var serverPackages = []string{
 	"tresor/internal/store",
 	"tresor/internal/barrier",
 	"tresor/internal/instances",
+	"tresor/internal/policy",
 	"tresor/internal/identity",
 	"tresor/internal/keys",
 	"tresor/internal/backup", // backup list re-implements the little of its format it reads

@@ -4,9 +4,15 @@
 //
 // Each instance gets its own root key at creation. The root key is wrapped
 // by the region seal; the instance's properties are sealed by the region
-// barrier; the instance's own values (role assignments, later keys) are
-// sealed by a barrier derived from its root key. The package never sees
-// HTTP or JSON of the API: the api package converts.
+// barrier; the instance's own values (role assignments, keys) are sealed by
+// a barrier derived from its root key ([Service.Barrier]). The package never
+// sees HTTP or JSON of the API: the api package converts.
+//
+// The instance's local RBAC policy and settings are package
+// [tresor/internal/policy]'s: it reads the instance record with
+// [Service.Decode] and changes it with [Service.ApplyUpdate]. Create writes
+// only the initial administrators' role assignments, in the shape package
+// policy stores.
 package instances
 
 import (
@@ -40,8 +46,10 @@ const AdministratorRoleID = "a290e904-7015-4bba-90c8-60543313cdb4"
 // RoleDefinitionPrefix precedes a role GUID in a roleDefinitionId.
 const RoleDefinitionPrefix = "Microsoft.KeyVault/providers/Microsoft.Authorization/roleDefinitions/"
 
-// BucketRoleAssignments is the instance bucket holding role assignments.
-const BucketRoleAssignments = "roleassignments"
+// bucketRoleAssignments is the instance bucket of role assignments
+// (policy.BucketRoleAssignments, which Create writes the initial
+// administrators' assignments to).
+const bucketRoleAssignments = "roleassignments"
 
 // Properties are an instance's sealed properties.
 type Properties struct {
@@ -95,8 +103,10 @@ type Instance struct {
 	wrappedRoot []byte
 }
 
-// RoleAssignment is a stored role assignment.
-type RoleAssignment struct {
+// roleAssignment is a role assignment as package policy stores it
+// (policy.RoleAssignment, which imports this package): Create writes the
+// initial administrators' assignments in this shape.
+type roleAssignment struct {
 	Name             string `json:"name"`
 	PrincipalID      string `json:"principalId"`
 	RoleDefinitionID string `json:"roleDefinitionId"`
@@ -201,7 +211,10 @@ type CreateRequest struct {
 	PublicNetwork   string
 }
 
-func notFound(name string) error {
+// NotFound is the error (kind NotFound, code ResourceNotFound) of a request
+// for the instance called name that does not exist, or is deleted where a
+// live one is needed.
+func NotFound(name string) error {
 	return fault.New(fault.NotFound, "ResourceNotFound", "the managed HSM '%s' was not found", name)
 }
 
@@ -291,8 +304,8 @@ func (s *Service) Create(ctx context.Context, c Caller, req CreateRequest) (Inst
 	}
 	var values []store.Value
 	for _, a := range admins {
-		ra := RoleAssignment{Name: uuid.New(), PrincipalID: a, RoleDefinitionID: RoleDefinitionPrefix + AdministratorRoleID, Scope: "/"}
-		v, err := sealJSON(ib, BucketRoleAssignments, ra.Name, ra)
+		ra := roleAssignment{Name: uuid.New(), PrincipalID: a, RoleDefinitionID: RoleDefinitionPrefix + AdministratorRoleID, Scope: "/"}
+		v, err := sealJSON(ib, bucketRoleAssignments, ra.Name, ra)
 		if err != nil {
 			return Instance{}, err
 		}
@@ -354,7 +367,12 @@ func (s *Service) sealProps(key string, p Properties) ([]byte, error) {
 	return s.region.Seal("instances/"+key, pt)
 }
 
-func (s *Service) decode(rec store.Instance) (Instance, error) {
+// Decode returns the instance that the store record rec holds, opening its
+// properties. It lets a caller that reads the record together with other
+// values of the instance, in one store.View, see them at one snapshot; the
+// instance it returns carries that snapshot's wrapped root, so
+// [Service.Barrier] opens that snapshot's values.
+func (s *Service) Decode(rec store.Instance) (Instance, error) {
 	p, err := s.openProps(rec)
 	if err != nil {
 		return Instance{}, err
@@ -402,12 +420,12 @@ func (s *Service) get(ctx context.Context, key string) (Instance, error) {
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return Instance{}, notFound(key)
+		return Instance{}, NotFound(key)
 	}
 	if err != nil {
 		return Instance{}, err
 	}
-	return s.decode(rec)
+	return s.Decode(rec)
 }
 
 // Get returns an instance that is not deleted, by name (any case).
@@ -417,7 +435,7 @@ func (s *Service) Get(ctx context.Context, name string) (Instance, error) {
 		return Instance{}, err
 	}
 	if in.Deleted {
-		return Instance{}, notFound(name)
+		return Instance{}, NotFound(name)
 	}
 	return in, nil
 }
@@ -430,7 +448,7 @@ func (s *Service) GetIn(ctx context.Context, sub, rg, name string) (Instance, er
 		return Instance{}, err
 	}
 	if !strings.EqualFold(in.Subscription, sub) || !strings.EqualFold(in.ResourceGroup, rg) {
-		return Instance{}, notFound(name)
+		return Instance{}, NotFound(name)
 	}
 	return in, nil
 }
@@ -478,7 +496,7 @@ func (s *Service) list(ctx context.Context, keep func(store.Instance) bool) ([]I
 		if !keep(rec) {
 			continue
 		}
-		in, err := s.decode(rec)
+		in, err := s.Decode(rec)
 		if err != nil {
 			return nil, err
 		}
@@ -566,36 +584,6 @@ func (s *Service) Barrier(in Instance) (*barrier.Barrier, error) {
 	return e.barrier, nil
 }
 
-// RoleAssignments returns the instance's role assignments.
-func (s *Service) RoleAssignments(ctx context.Context, in Instance) ([]RoleAssignment, error) {
-	b, err := s.Barrier(in)
-	if err != nil {
-		return nil, err
-	}
-	var kvs []store.KV
-	err = s.st.View(ctx, func(r store.Reader) error {
-		var err error
-		kvs, err = r.InstanceValues(in.Key, BucketRoleAssignments)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]RoleAssignment, 0, len(kvs))
-	for _, kv := range kvs {
-		pt, err := b.Open(BucketRoleAssignments+"/"+kv.Key, kv.Value)
-		if err != nil {
-			return nil, fmt.Errorf("instances: open role assignment %s of %s: %w", kv.Key, in.Key, err)
-		}
-		var ra RoleAssignment
-		if err := json.Unmarshal(pt, &ra); err != nil {
-			return nil, err
-		}
-		out = append(out, ra)
-	}
-	return out, nil
-}
-
 // Update changes an instance's properties with fn, retrying on concurrent
 // changes. Only administrators may update.
 func (s *Service) Update(ctx context.Context, c Caller, sub, rg, name string, fn func(*Properties) error) (Instance, error) {
@@ -667,7 +655,7 @@ func (s *Service) mapErr(err error, name string) error {
 	case errors.Is(err, store.ErrBusy):
 		return Restoring(name)
 	case errors.Is(err, store.ErrNotFound):
-		return notFound(name)
+		return NotFound(name)
 	case errors.Is(err, store.ErrConflict):
 		return fault.Wrap(err, fault.Conflict, "Conflict", "the managed HSM '%s' changed concurrently; try again", name)
 	}

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"tresor/internal/instances"
 	"tresor/internal/keys"
+	"tresor/internal/policy"
 	"tresor/internal/securitydomain"
 	"tresor/internal/server"
 	"tresor/internal/server/servertest"
@@ -196,7 +196,7 @@ type state struct {
 	Policies map[string]keys.RotationPolicy
 	Assigns  []string
 	Roles    []string
-	Settings []instances.Setting
+	Settings []policy.Setting
 }
 
 // dump reads the whole state of an instance.
@@ -239,7 +239,7 @@ func (d *drill) dump(name string) state {
 			}
 		}
 	}
-	pol, _, err := d.s.Instances.Policy(ctx, in)
+	pol, _, err := d.s.Policy.Policy(ctx, in)
 	if err != nil {
 		d.t.Fatal(err)
 	}
@@ -251,7 +251,7 @@ func (d *drill) dump(name string) state {
 	}
 	slices.Sort(st.Assigns)
 	slices.Sort(st.Roles)
-	if st.Settings, err = d.s.Instances.Settings(ctx, in); err != nil {
+	if st.Settings, err = d.s.Policy.Settings(ctx, in); err != nil {
 		d.t.Fatal(err)
 	}
 	return st

@@ -27,6 +27,7 @@ import (
 	"tresor/internal/identity"
 	"tresor/internal/instances"
 	"tresor/internal/keys"
+	"tresor/internal/policy"
 	"tresor/internal/store"
 	"tresor/internal/uuid"
 )
@@ -40,6 +41,7 @@ type Server struct {
 	st        store.Store
 	seal      barrier.Seal
 	Instances *instances.Service
+	Policy    *policy.Service
 	Keys      *keys.Service
 	Backups   *backup.Service
 
@@ -165,6 +167,7 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 		return nil, err
 	}
 	s.Instances = instances.New(s.st, s.seal, reg.barrier, instances.Config{Region: cfg.Region, TenantID: reg.tenant, Now: cfg.Clock})
+	s.Policy = policy.New(s.Instances, s.st)
 	s.Keys = keys.New(s.Instances, s.st, cfg.Clock)
 	dir := &principals{st: s.st, now: time.Now}
 	if err := s.bootstrapAdmin(ctx, dir); err != nil {
@@ -189,7 +192,7 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	if err := s.Backups.Recover(ctx); err != nil {
 		return nil, err
 	}
-	h, err := api.New(apiCfg, api.Deps{Instances: s.Instances, Keys: s.Keys, Backups: s.Backups, Issuer: issuer, MgmtValidator: mgmtV, HSMValidator: hsmV, Principals: dir})
+	h, err := api.New(apiCfg, api.Deps{Instances: s.Instances, Policy: s.Policy, Keys: s.Keys, Backups: s.Backups, Issuer: issuer, MgmtValidator: mgmtV, HSMValidator: hsmV, Principals: dir})
 	if err != nil {
 		return nil, err
 	}
