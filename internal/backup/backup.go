@@ -392,8 +392,7 @@ func (s *Service) StartBackup(ctx context.Context, in instances.Instance, d Dest
 			return err
 		}
 		j.Result = loc.given + "/" + folder
-		j.Details = fmt.Sprintf("backed up %d keys (%d versions, %d deleted keys), %d role assignments, %d custom roles and %d settings",
-			h.Keys, h.Versions, h.DeletedKeys, h.RoleAssignments, h.RoleDefinitions, h.Settings)
+		j.Details = "backed up " + h.summary()
 		return nil
 	})
 }
@@ -525,6 +524,21 @@ func decodeObject(pt []byte, v any, name string) error {
 		return fmt.Errorf("object %s: %w", name, ErrMalformed)
 	}
 	return nil
+}
+
+// summary says what a backup holds, in words.
+func (h Header) summary() string {
+	return fmt.Sprintf("%s (%s, %s), %s, %s and %s",
+		count(h.Keys, "key"), count(h.Versions, "version"), count(h.DeletedKeys, "deleted key"),
+		count(h.RoleAssignments, "role assignment"), count(h.RoleDefinitions, "custom role"), count(h.Settings, "setting"))
+}
+
+// count is n and the noun, plural unless n is 1.
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // Job is a backup or restore job as the store keeps it.

@@ -190,8 +190,7 @@ func (s *Service) restore(ctx context.Context, in instances.Instance, loc locati
 	// restored instance whose job says it failed.
 	done := *j
 	done.Done, done.Status, done.End = got.Keys, store.JobSucceeded, s.cfg.Now().UTC()
-	done.Details = fmt.Sprintf("restored %d keys (%d versions, %d deleted keys), %d role assignments, %d custom roles and %d settings from %s (a backup of %s)",
-		got.Keys, got.Versions, got.DeletedKeys, got.RoleAssignments, got.RoleDefinitions, got.Settings, folder, h.SourceHSM)
+	done.Details = fmt.Sprintf("restored %s from %s (a backup of %s)", got.summary(), folder, h.SourceHSM)
 	err = s.cfg.Store.Apply(ctx, store.CommitStage{Name: in.Key, Stage: j.ID, Expect: cur.Generation + 1, Buckets: restoredBuckets, Job: &done})
 	if err != nil {
 		return err

@@ -285,7 +285,7 @@ func TestBackupAndRestore(t *testing.T) {
 	}
 	before := e.keyState(t, in)
 	j, folder := e.backup(t, in)
-	if want := "backed up 6 keys (7 versions, 1 deleted keys)"; !strings.HasPrefix(j.Details, want) {
+	if want := "backed up 6 keys (7 versions, 1 deleted key)"; !strings.HasPrefix(j.Details, want) {
 		t.Fatalf("details %q, want %q…", j.Details, want)
 	}
 	h := e.readFolder(t, folder)
@@ -315,7 +315,7 @@ func TestBackupAndRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = e.wait(t, in, r.ID, RestoreKinds)
-	if r.Status != store.JobSucceeded || !strings.HasPrefix(r.Details, "restored 6 keys (7 versions, 1 deleted keys), 1 role assignments") || r.Done != 6 {
+	if r.Status != store.JobSucceeded || !strings.HasPrefix(r.Details, "restored 6 keys (7 versions, 1 deleted key), 1 role assignment") || r.Done != 6 {
 		t.Fatalf("restore job: %+v", r)
 	}
 	after := e.get(t, "hsm1")
