@@ -19,6 +19,7 @@ import (
 	"tresor/internal/keys"
 	"tresor/internal/securitydomain"
 	"tresor/internal/store"
+	"tresor/internal/uuid"
 )
 
 func TestMain(m *testing.M) {
@@ -59,7 +60,7 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inst := instances.New(st, seal, region, instances.Config{Region: "westeurope", TenantID: instances.NewUUID()})
+	inst := instances.New(st, seal, region, instances.Config{Region: "westeurope", TenantID: uuid.New()})
 	ks := keys.New(inst, st, nil)
 	root := filepath.Join(dir, "backups")
 	if err := os.MkdirAll(filepath.Join(root, "backups"), 0o700); err != nil {
@@ -78,7 +79,7 @@ func newEnv(t testing.TB) *env {
 	})
 	return &env{st: st, inst: inst, keys: ks, svc: svc, root: root,
 		dest:  Destination{StorageURI: "file://" + filepath.Join(root, "backups")},
-		admin: instances.Caller{ObjectID: instances.NewUUID(), RegionAdmin: true}}
+		admin: instances.Caller{ObjectID: uuid.New(), RegionAdmin: true}}
 }
 
 // custodians returns the DER of the three custodian certificates.
@@ -105,7 +106,7 @@ func (e *env) activeInstance(t testing.TB, name string) instances.Instance {
 	t.Helper()
 	ctx := context.Background()
 	in, err := e.inst.Create(ctx, e.admin, instances.CreateRequest{
-		Name: name, Subscription: instances.NewUUID(), ResourceGroup: "rg", Location: "westeurope",
+		Name: name, Subscription: uuid.New(), ResourceGroup: "rg", Location: "westeurope",
 		InitialAdmins: []string{e.admin.ObjectID},
 	})
 	if err != nil {

@@ -305,7 +305,7 @@ func (s *Service) Create(ctx context.Context, c Caller, req CreateRequest) (Inst
 	var values []store.Value
 	for _, a := range admins {
 		ra := roleAssignment{Name: uuid.New(), PrincipalID: a, RoleDefinitionID: RoleDefinitionPrefix + AdministratorRoleID, Scope: "/"}
-		v, err := sealJSON(ib, bucketRoleAssignments, ra.Name, ra)
+		v, err := SealJSON(ib, bucketRoleAssignments, ra.Name, ra)
 		if err != nil {
 			return Instance{}, err
 		}
@@ -342,12 +342,9 @@ func uniqueLower(in []string) []string {
 	return out
 }
 
-// NewUUID returns a random (version 4) uuid.
-//
-// Deprecated: use uuid.New.
-func NewUUID() string { return uuid.New() }
-
-func sealJSON(b *barrier.Barrier, bucket, key string, v any) (store.Value, error) {
+// SealJSON seals v's JSON as the value key of bucket with the instance
+// barrier b (the path in its additional data is bucket/key).
+func SealJSON(b *barrier.Barrier, bucket, key string, v any) (store.Value, error) {
 	pt, err := json.Marshal(v)
 	if err != nil {
 		return store.Value{}, err

@@ -119,7 +119,7 @@ func (s *Service) PutRoleDefinition(ctx context.Context, in instances.Instance, 
 		if created, err = st.policy.CheckPutRole(r); err != nil {
 			return store.UpdateInstance{}, err
 		}
-		v, err := sealJSON(b, BucketRoleDefinitions, r.ID, storedRole{ID: r.ID, RoleName: r.Name, Description: r.Description,
+		v, err := instances.SealJSON(b, BucketRoleDefinitions, r.ID, storedRole{ID: r.ID, RoleName: r.Name, Description: r.Description,
 			DataActions: r.DataActions, NotDataActions: r.NotDataActions})
 		if err != nil {
 			return store.UpdateInstance{}, err
@@ -151,7 +151,7 @@ func (s *Service) Assign(ctx context.Context, in instances.Instance, a rbac.Assi
 		if err != nil || existing {
 			return store.UpdateInstance{}, err
 		}
-		v, err := sealJSON(b, BucketRoleAssignments, a.Name, RoleAssignment{
+		v, err := instances.SealJSON(b, BucketRoleAssignments, a.Name, RoleAssignment{
 			Name: a.Name, PrincipalID: a.PrincipalID, RoleDefinitionID: rbac.RoleDefinitionID(a.RoleID), Scope: a.Scope})
 		if err != nil {
 			return store.UpdateInstance{}, err
@@ -334,18 +334,6 @@ func CheckPolicyValue(bucket, key string, plaintext []byte) error {
 		return fmt.Errorf("bucket %s is not a policy bucket", bucket)
 	}
 	return nil
-}
-
-func sealJSON(b *barrier.Barrier, bucket, key string, v any) (store.Value, error) {
-	pt, err := json.Marshal(v)
-	if err != nil {
-		return store.Value{}, err
-	}
-	ct, err := b.Seal(bucket+"/"+key, pt)
-	if err != nil {
-		return store.Value{}, err
-	}
-	return store.Value{Bucket: bucket, Key: key, Value: ct}, nil
 }
 
 func openJSON(b *barrier.Barrier, bucket string, kv store.KV, v any) error {

@@ -90,7 +90,7 @@ func (s *Service) UpdateSetting(ctx context.Context, in instances.Instance, name
 		if cur, ok := st.settings[d.name]; ok && cur == value {
 			return store.UpdateInstance{}, nil
 		}
-		v, err := sealJSON(b, BucketSettings, d.name, value)
+		v, err := instances.SealJSON(b, BucketSettings, d.name, value)
 		if err != nil {
 			return store.UpdateInstance{}, err
 		}

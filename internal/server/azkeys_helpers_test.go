@@ -12,9 +12,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
-	"tresor/internal/instances"
 	"tresor/internal/securitydomain"
 	"tresor/internal/server/servertest"
+	"tresor/internal/uuid"
 )
 
 // sdkClient returns the official azkeys client for an instance, with a
@@ -65,7 +65,7 @@ func assign(t testing.TB, c *call, tok, name, scope, roleID, principal string) {
 		"roleDefinitionId": "Microsoft.KeyVault/providers/Microsoft.Authorization/roleDefinitions/" + roleID,
 		"principalId":      principal,
 	}}
-	u := c.s.HSMURL(name) + prefix + "/providers/Microsoft.Authorization/roleAssignments/" + instances.NewUUID() + "?api-version=7.4"
+	u := c.s.HSMURL(name) + prefix + "/providers/Microsoft.Authorization/roleAssignments/" + uuid.New() + "?api-version=7.4"
 	if code, _, b := c.do("PUT", u, tok, body); code != 201 {
 		t.Fatalf("assign %s at %s: %d %s", roleID, scope, code, b)
 	}

@@ -24,6 +24,7 @@ import (
 	"tresor/internal/keys"
 	"tresor/internal/rbac"
 	"tresor/internal/store"
+	"tresor/internal/uuid"
 	"tresor/internal/wire"
 )
 
@@ -115,7 +116,7 @@ func (d *drill) seedKey(ctx context.Context, in instances.Instance, i int, types
 // them key-scoped.
 func (d *drill) seedRBAC(name string) {
 	d.t.Helper()
-	roleID := instances.NewUUID()
+	roleID := uuid.New()
 	code, _, body := d.c.do("PUT", d.url(name, "/providers/Microsoft.Authorization/roleDefinitions/"+roleID), d.hsm,
 		map[string]any{"properties": map[string]any{"roleName": "Signer", "type": "CustomRole",
 			"permissions": []map[string]any{{"dataActions": []string{rbac.ActionPrefix + rbac.KeysSign, rbac.ActionPrefix + rbac.KeysRead}}}}})

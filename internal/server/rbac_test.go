@@ -12,9 +12,9 @@ import (
 	"testing"
 
 	"tresor/internal/api"
-	"tresor/internal/instances"
 	"tresor/internal/rbac"
 	"tresor/internal/server/servertest"
+	"tresor/internal/uuid"
 	"tresor/internal/wire"
 )
 
@@ -97,7 +97,7 @@ type assignmentJSON struct {
 // the administrator and returns the assignment.
 func (e *rbacEnv) assign(hsm, role, principal, scope string) assignmentJSON {
 	e.t.Helper()
-	name := instances.NewUUID()
+	name := uuid.New()
 	code, _, body := e.c.do("PUT", e.url(hsm, "/"+scope+"/providers/Microsoft.Authorization/roleAssignments/"+name), e.admin,
 		map[string]any{"properties": map[string]string{"roleDefinitionId": role, "principalId": principal}})
 	if code != http.StatusCreated {
@@ -353,7 +353,7 @@ func TestRevocationTakesEffectAtOnce(t *testing.T) {
 		return code, body
 	}
 	// A custom role that grants rng.
-	roleID := instances.NewUUID()
+	roleID := uuid.New()
 	code, _, body := e.c.do("PUT", e.url("revoke", "///providers/Microsoft.Authorization/roleDefinitions/"+roleID), e.admin,
 		map[string]any{"properties": map[string]any{"roleName": "Random", "type": "CustomRole",
 			"permissions": []map[string]any{{"dataActions": []string{rbac.ActionPrefix + rbac.RNG, rbac.ActionPrefix + rbac.KeysSign}}}}})
@@ -447,7 +447,7 @@ func TestRBACShapes(t *testing.T) {
 		t.Fatalf("%d definitions, want the %d built-ins", len(defs.Value), len(rbac.BuiltIn))
 	}
 	// A custom role made with nothing: its GUID as name, no permissions.
-	bare := instances.NewUUID()
+	bare := uuid.New()
 	code, _, body = e.c.do("PUT", e.url("shapes", "///providers/Microsoft.Authorization/roleDefinitions/"+bare), e.admin, `{"properties":{}}`)
 	if code != 201 || !strings.Contains(string(body), `"roleName":"`+bare+`"`) || !strings.Contains(string(body), `"permissions":[]`) ||
 		!strings.Contains(string(body), `"type":"CustomRole"`) {
@@ -552,7 +552,7 @@ func TestRBACValidation(t *testing.T) {
 		return map[string]any{"properties": map[string]string{"roleDefinitionId": role, "principalId": principal}}
 	}
 	beforeA, beforeD := e.listAssignments("strict"), e.listDefinitions("strict")
-	name := instances.NewUUID()
+	name := uuid.New()
 	badAssignments := map[string]struct {
 		url  string
 		body any
@@ -563,7 +563,7 @@ func TestRBACValidation(t *testing.T) {
 		"vault role id":       {ra("/", name), body("/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/"+rbac.CryptoUserID, oid), "InvalidRoleDefinitionId"},
 		"principal not guid":  {ra("/", name), body(rbac.CryptoUserID, "alice@contoso.com"), "InvalidPrincipalId"},
 		"empty principal":     {ra("/", name), body(rbac.CryptoUserID, ""), "InvalidPrincipalId"},
-		"unknown principal":   {ra("/", name), body(rbac.CryptoUserID, instances.NewUUID()), "PrincipalNotFound"},
+		"unknown principal":   {ra("/", name), body(rbac.CryptoUserID, uuid.New()), "PrincipalNotFound"},
 		"name not guid":       {ra("/", "my-assignment"), body(rbac.CryptoUserID, oid), "InvalidRoleAssignmentId"},
 		"scope /secrets":      {ra("/secrets", name), body(rbac.CryptoUserID, oid), "InvalidScope"},
 		"scope too deep":      {ra("/keys/k1/v1", name), body(rbac.CryptoUserID, oid), "InvalidScope"},
@@ -632,7 +632,7 @@ func TestRBACValidation(t *testing.T) {
 	code, _, b = e.c.do("DELETE", rd(name), e.admin, nil)
 	wantError(t, code, b, http.StatusConflict, "RoleDefinitionHasAssignments")
 	// The same principal, role and scope under another name.
-	code, _, b = e.c.do("PUT", ra("/keys", instances.NewUUID()), e.admin, body(name, oid))
+	code, _, b = e.c.do("PUT", ra("/keys", uuid.New()), e.admin, body(name, oid))
 	wantError(t, code, b, http.StatusConflict, "RoleAssignmentExists")
 	// An existing name with other properties.
 	code, _, b = e.c.do("PUT", ra("/keys", a.Name), e.admin, body(rbac.CryptoUserID, oid))
@@ -669,7 +669,7 @@ func TestKeyScopeLimit(t *testing.T) {
 	for _, oid := range oids[:rbac.MaxAssignmentsPerKey] {
 		e.assign("limits", rbac.CryptoUserID, oid, "/keys/k1")
 	}
-	code, _, body := e.c.do("PUT", e.url("limits", "/keys/k1/providers/Microsoft.Authorization/roleAssignments/"+instances.NewUUID()), e.admin,
+	code, _, body := e.c.do("PUT", e.url("limits", "/keys/k1/providers/Microsoft.Authorization/roleAssignments/"+uuid.New()), e.admin,
 		map[string]any{"properties": map[string]string{"roleDefinitionId": rbac.CryptoUserID, "principalId": oids[rbac.MaxAssignmentsPerKey]}})
 	wantError(t, code, body, http.StatusConflict, "RoleAssignmentLimitExceeded")
 	e.assign("limits", rbac.CryptoUserID, oids[rbac.MaxAssignmentsPerKey], "/keys/k2")
@@ -688,11 +688,11 @@ func TestRBACBeforeActivation(t *testing.T) {
 	if code, _, body := c.do("GET", u+"?api-version=7.4", tok, nil); code != 200 || !strings.Contains(string(body), s.ObjectID) {
 		t.Fatalf("list before activation: %d %s", code, body)
 	}
-	code, _, body := c.do("PUT", u+"/"+instances.NewUUID()+"?api-version=7.4", tok,
+	code, _, body := c.do("PUT", u+"/"+uuid.New()+"?api-version=7.4", tok,
 		map[string]any{"properties": map[string]string{"roleDefinitionId": rbac.CryptoUserID, "principalId": s.ObjectID}})
 	wantError(t, code, body, http.StatusConflict, "HSMNotActivated")
 	// Unauthenticated RBAC calls get the challenge, even on "//" paths.
-	code, hdr, _ := c.do("PUT", u+"/"+instances.NewUUID()+"?api-version=7.4", "", nil)
+	code, hdr, _ := c.do("PUT", u+"/"+uuid.New()+"?api-version=7.4", "", nil)
 	if code != 401 || hdr.Get("WWW-Authenticate") == "" {
 		t.Fatalf("challenge: %d %v", code, hdr)
 	}
@@ -710,7 +710,7 @@ func TestConcurrentAssignments(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			codes[i], _, _ = e.c.do("PUT", e.url("busy", "/keys/k1/providers/Microsoft.Authorization/roleAssignments/"+instances.NewUUID()), e.admin,
+			codes[i], _, _ = e.c.do("PUT", e.url("busy", "/keys/k1/providers/Microsoft.Authorization/roleAssignments/"+uuid.New()), e.admin,
 				map[string]any{"properties": map[string]string{"roleDefinitionId": rbac.CryptoUserID, "principalId": oids[i]}})
 		}()
 	}
