@@ -38,6 +38,7 @@ import (
 	"net/url"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -67,12 +68,6 @@ var (
 	RestoreKinds = []string{KindRestore, KindKeyRestore, KindPreRestore}
 )
 
-// Keyring gives the service an instance's barrier and security-domain root.
-type Keyring interface {
-	Barrier(in instances.Instance) (*barrier.Barrier, error)
-	Root(in instances.Instance) (*barrier.RootKey, error)
-}
-
 // Instances reads instances (the current record, for the restore's swap).
 type Instances interface {
 	Get(ctx context.Context, name string) (instances.Instance, error)
@@ -82,7 +77,7 @@ type Instances interface {
 type Config struct {
 	Store     store.Store
 	Instances Instances
-	Keyring   Keyring
+	Keyring   keys.Keyring
 	Keys      *keys.Service
 	// FileRoots are the directories that file:// destinations may name (a
 	// file:// container must be one of them or inside one). Without any,
@@ -249,19 +244,10 @@ func (s *Service) Job(ctx context.Context, in instances.Instance, id string, kin
 		j, err = r.Job(strings.ToLower(id))
 		return err
 	})
-	if errors.Is(err, store.ErrNotFound) || err == nil && (j.Instance != in.Key || !contains(kinds, j.Kind)) {
+	if errors.Is(err, store.ErrNotFound) || err == nil && (j.Instance != in.Key || !slices.Contains(kinds, j.Kind)) {
 		return Job{}, fault.New(fault.NotFound, "NotFound", "the managed HSM '%s' has no job '%s' of this kind", in.Name, id)
 	}
 	return j, err
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // start records a new job and runs fn for it in the background. fn

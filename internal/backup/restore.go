@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"tresor/internal/barrier"
 	"tresor/internal/fault"
 	"tresor/internal/instances"
 	"tresor/internal/keys"
@@ -201,9 +202,7 @@ func (s *Service) restore(ctx context.Context, in instances.Instance, loc locati
 }
 
 // sealEntries checks policy entries and appends them sealed for the instance.
-func sealEntries(pending *[]store.Value, ib interface {
-	Seal(string, []byte) ([]byte, error)
-}, bucket string, entries []Entry, object string) error {
+func sealEntries(pending *[]store.Value, ib *barrier.Barrier, bucket string, entries []Entry, object string) error {
 	for _, e := range entries {
 		if err := policy.CheckPolicyValue(bucket, e.Key, e.Value); err != nil {
 			return fmt.Errorf("object %s: %v: %w", object, err, ErrMalformed)

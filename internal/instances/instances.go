@@ -88,10 +88,6 @@ type Instance struct {
 	// restore); writers of values name the epoch they read, so a write
 	// built before a replace never lands after it.
 	Epoch uint64
-	// Writes counts the value writes applied (a replacer names the count
-	// it read, so a write landing in between fails the replace instead of
-	// being dropped).
-	Writes uint64
 	// Staging is the id of the full restore being staged ("" = none):
 	// while it is set the data plane answers 503.
 	Staging string
@@ -376,7 +372,7 @@ func (s *Service) Decode(rec store.Instance) (Instance, error) {
 	}
 	return Instance{
 		Key: rec.Name, Subscription: rec.Subscription, ResourceGroup: rec.ResourceGroup, Location: rec.Location,
-		Generation: rec.Generation, Epoch: rec.Epoch, Writes: rec.Writes, Staging: rec.Staging, Properties: p, Deleted: rec.Deleted,
+		Generation: rec.Generation, Epoch: rec.Epoch, Staging: rec.Staging, Properties: p, Deleted: rec.Deleted,
 		DeletionDate: rec.DeletionDate, ScheduledPurgeDate: rec.ScheduledPurgeDate,
 		wrappedRoot: rec.WrappedRoot,
 	}, nil

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"tresor/internal/atomicfile"
 )
 
 var (
@@ -372,7 +374,7 @@ func (s *Bolt) Restore(r io.Reader) error {
 		}
 		return err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return fmt.Errorf("store: restore: %w", err)
 	}
 	db, err := openDB(s.path)
@@ -396,15 +398,6 @@ func checkDB(path string) error {
 		}
 		return nil
 	})
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // boltTxn implements txn; wrote records whether a write happened since it
