@@ -14,7 +14,8 @@
 //
 // Commands find the region and the credentials in the environment
 // (TRESOR_SERVER, TRESOR_CA_FILE, TRESOR_TENANT_ID, TRESOR_CLIENT_ID,
-// TRESOR_CLIENT_SECRET, TRESOR_SUBSCRIPTION_ID), then in the profile that
+// TRESOR_CLIENT_SECRET, TRESOR_SUBSCRIPTION_ID; or TRESOR_ACCESS_TOKEN, a
+// bearer token of a trusted external issuer), then in the profile that
 // `tresor login` writes to $TRESOR_CONFIG_DIR/profile.json (default
 // ~/.tresor). The profile holds tokens and their expiry, never the secret.
 //
@@ -112,7 +113,8 @@ func (a *app) rootCommand() *cobra.Command {
 
 Each 'az keyvault' command that concerns Managed HSM has a 'tresor' twin with
 the same flags and the same JSON output. Sign in with 'tresor login', or set
-TRESOR_SERVER, TRESOR_CA_FILE, TRESOR_CLIENT_ID and TRESOR_CLIENT_SECRET.`,
+TRESOR_SERVER, TRESOR_CA_FILE, TRESOR_CLIENT_ID and TRESOR_CLIENT_SECRET
+(or TRESOR_ACCESS_TOKEN: a token of an issuer the region trusts).`,
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		PersistentPreRunE: a.preRun,

@@ -23,6 +23,11 @@ const (
 	envClientSecret = "TRESOR_CLIENT_SECRET"
 	envSubscription = "TRESOR_SUBSCRIPTION_ID"
 	envConfigDir    = "TRESOR_CONFIG_DIR"
+	// envAccessToken is a bearer token from elsewhere (a trusted external
+	// issuer, as with az's signed-in user): with it the CLI signs in as the
+	// token's principal on both planes and ignores the login profile's
+	// tokens and any client credentials.
+	envAccessToken = "TRESOR_ACCESS_TOKEN"
 )
 
 // profileName is the login profile's file name in the config directory.
@@ -124,6 +129,7 @@ func sameServer(a, b string) bool {
 
 // clientConfig resolves the client configuration: the environment first,
 // then the login profile (if it is for the same server and principal).
+// TRESOR_ACCESS_TOKEN, when set, is the only credential.
 func (a *app) clientConfig() (client.Config, error) {
 	prof, err := a.loadProfile()
 	if err != nil {
@@ -165,6 +171,10 @@ func (a *app) clientConfig() (client.Config, error) {
 			}
 			cfg.Tokens = prof.Tokens
 		}
+	}
+	if tok := strings.TrimSpace(a.env.getenv(envAccessToken)); tok != "" {
+		cfg.Token, cfg.Tokens, cfg.ClientID, cfg.ClientSecret = tok, nil, "", ""
+		return cfg, nil
 	}
 	if cfg.ClientSecret != "" && cfg.ClientID == "" {
 		return client.Config{}, errors.New("TRESOR_CLIENT_SECRET is set but TRESOR_CLIENT_ID is not")

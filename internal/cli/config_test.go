@@ -1,0 +1,56 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"tresor/internal/client"
+)
+
+// TestClientConfigAccessToken: TRESOR_ACCESS_TOKEN is the only credential
+// when set (client credentials and the profile's tokens are ignored), and
+// without it the client credentials and the profile apply as before.
+func TestClientConfigAccessToken(t *testing.T) {
+	dir := t.TempDir()
+	prof := `{"server":"https://r:1","tenantId":"t","clientId":"c1","tokens":[{"resource":"https://r:1","accessToken":"profile-token"}]}`
+	if err := os.WriteFile(filepath.Join(dir, profileName), []byte(prof), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]struct {
+		env        map[string]string
+		token      string
+		clientID   string
+		secret     string
+		profileTok bool
+	}{
+		"token only":              {env: map[string]string{envAccessToken: "ext-token"}, token: "ext-token"},
+		"token beats credentials": {env: map[string]string{envAccessToken: " ext-token\n", envClientID: "c2", envClientSecret: "s"}, token: "ext-token"},
+		"credentials":             {env: map[string]string{envClientID: "c2", envClientSecret: "s"}, clientID: "c2", secret: "s"},
+		"profile":                 {env: map[string]string{}, clientID: "c1", profileTok: true},
+		"empty token is unset":    {env: map[string]string{envAccessToken: "  "}, clientID: "c1", profileTok: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			tc.env[envConfigDir] = dir
+			a := &app{env: Env{Getenv: func(k string) string { return tc.env[k] }}}
+			cfg, err := a.clientConfig()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Server != "https://r:1" || cfg.Token != tc.token || cfg.ClientID != tc.clientID || cfg.ClientSecret != tc.secret {
+				t.Errorf("config %+v", redacted(cfg))
+			}
+			if got := len(cfg.Tokens) > 0; got != tc.profileTok {
+				t.Errorf("profile tokens used: %v, want %v", got, tc.profileTok)
+			}
+		})
+	}
+}
+
+func redacted(c client.Config) client.Config {
+	if c.ClientSecret != "" {
+		c.ClientSecret = "…"
+	}
+	return c
+}
