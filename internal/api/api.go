@@ -296,8 +296,7 @@ func (a *API) wrap(rt route) http.Handler {
 			}
 			// A not activated HSM has no keys to protect: say so first.
 			if rt.needsActive && rc.instance.ActivationStatus != instances.Active {
-				a.writeError(w, r, fault.New(fault.Conflict, "HSMNotActivated",
-					"the managed HSM '%s' is not activated: activate it by downloading its security domain (tresor security-domain download, or az keyvault security-domain download)", rc.instance.Name))
+				a.writeError(w, r, notActivated(rc.instance))
 				return
 			}
 			if err := a.authorize(r, rt, rc); err != nil {
@@ -402,4 +401,15 @@ func (a *API) challenge(w http.ResponseWriter, r *http.Request, reason string) {
 
 func errorBody(code, msg string) any {
 	return map[string]any{"error": map[string]string{"code": code, "message": msg}}
+}
+
+// notActivated is the error of a data-plane route on an instance that is
+// not active: it says which security-domain step the instance waits for.
+func notActivated(in instances.Instance) error {
+	if len(in.ExchangeCert) > 0 {
+		return fault.New(fault.Conflict, "HSMNotActivated",
+			"the managed HSM '%s' is in recovery mode and not activated yet: upload its security domain first (tresor security-domain upload, or az keyvault security-domain upload)", in.Name)
+	}
+	return fault.New(fault.Conflict, "HSMNotActivated",
+		"the managed HSM '%s' is not activated: activate it by downloading its security domain (tresor security-domain download, or az keyvault security-domain download)", in.Name)
 }
