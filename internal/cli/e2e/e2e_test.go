@@ -10,17 +10,29 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"tresor/internal/blob/azuritetest"
 	"tresor/internal/cli"
 	"tresor/internal/server"
 	"tresor/internal/server/servertest"
 )
 
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
+	testscript.Main(cleanupAfter{m}, map[string]func(){
 		"tresor": func() {
 			os.Exit(cli.Main(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 		},
 	})
+}
+
+// cleanupAfter runs the tests, then stops Azurite and removes the built
+// tresor binary of the disaster-recovery tests.
+type cleanupAfter struct{ m *testing.M }
+
+func (c cleanupAfter) Run() int {
+	code := c.m.Run()
+	azuritetest.Stop()
+	removeBinary()
+	return code
 }
 
 // TestScripts runs the end-to-end scripts of testdata/script against a
