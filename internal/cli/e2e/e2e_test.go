@@ -41,6 +41,20 @@ func TestScripts(t *testing.T) {
 				}
 				ts.Setenv(args[0], strings.TrimSpace(ts.ReadFile("stdout")))
 			},
+			// flip-byte FILE flips the bits of the byte in the middle of FILE.
+			"flip-byte": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: flip-byte FILE")
+				}
+				path := ts.MkAbs(args[0])
+				data, err := os.ReadFile(path)
+				ts.Check(err)
+				if len(data) == 0 {
+					ts.Fatalf("flip-byte: %s is empty", args[0])
+				}
+				data[len(data)/2] ^= 0xff
+				ts.Check(os.WriteFile(path, data, 0o600))
+			},
 		},
 		Setup: func(env *testscript.Env) error {
 			// file:// backups may go anywhere in the script's directory.
