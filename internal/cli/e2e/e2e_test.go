@@ -7,20 +7,32 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"tresor/internal/blob/azuritetest"
 	"tresor/internal/cli"
 	"tresor/internal/server"
 	"tresor/internal/server/servertest"
 )
 
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
+	testscript.Main(stopAzurite{m}, map[string]func(){
 		"tresor": func() {
 			os.Exit(cli.Main(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 		},
 	})
+}
+
+// stopAzurite stops the Azurite server, if a script started one, after
+// the tests.
+type stopAzurite struct{ m *testing.M }
+
+func (s stopAzurite) Run() int {
+	code := s.m.Run()
+	azuritetest.Stop()
+	return code
 }
 
 // TestScripts runs the end-to-end scripts of testdata/script against a
@@ -40,6 +52,17 @@ func TestScripts(t *testing.T) {
 					ts.Fatalf("usage: setenv-stdout NAME")
 				}
 				ts.Setenv(args[0], strings.TrimSpace(ts.ReadFile("stdout")))
+			},
+			// azurite-container NAME creates the container NAME in the test
+			// binary's Azurite (started on first use) and sets AZURITE_CONTAINER
+			// to its URL and AZURITE_SAS to a SAS token with all permissions.
+			"azurite-container": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: azurite-container NAME")
+				}
+				az := azuritetest.Start(t)
+				ts.Setenv("AZURITE_CONTAINER", az.CreateContainer(t, args[0]))
+				ts.Setenv("AZURITE_SAS", az.SAS(t, args[0], "racwdl", time.Now().Add(time.Hour)))
 			},
 			// flip-byte FILE flips the bits of the byte in the middle of FILE.
 			"flip-byte": func(ts *testscript.TestScript, neg bool, args []string) {
