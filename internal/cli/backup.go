@@ -256,6 +256,8 @@ type manifestHeader struct {
 	DeletedKeys     int                  `json:"deletedKeys"`
 	Versions        int                  `json:"versions"`
 	RoleAssignments int                  `json:"roleAssignments"`
+	RoleDefinitions int                  `json:"roleDefinitions"`
+	Settings        int                  `json:"settings"`
 	Objects         []manifestObjectInfo `json:"objects"`
 }
 

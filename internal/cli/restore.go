@@ -16,10 +16,12 @@ func (a *app) restoreCommand() *cobra.Command {
 		Use:   "restore",
 		Short: "Manage full HSM restore",
 		Long: `Manage full HSM restore, like 'az keyvault restore': 'start' restores a backup
-folder that 'tresor backup start' wrote, all of it or one key.`,
+folder that 'tresor backup start' wrote, all of it or one key. 'drill'
+(Tresor's own) restores a folder into a scratch HSM, checks it and purges
+the scratch HSM.`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(a.restoreStartCommand())
+	cmd.AddCommand(a.restoreStartCommand(), a.restoreDrillCommand())
 	return cmd
 }
 

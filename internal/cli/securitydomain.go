@@ -220,6 +220,7 @@ succeeds. An existing file is never overwritten.`,
 type restoreInput struct {
 	sdFile       string   // the security-domain file
 	exchangeCert string   // the new HSM's exchange certificate (PEM)
+	exchangePEM  []byte   // the certificate itself, if not read from exchangeCert
 	wrappingKeys []string // custodian private keys; each certificate is next to its key, as .cer
 	passwords    []string // by index of wrappingKeys; "" for none
 }
@@ -257,9 +258,11 @@ func buildRestoreBlob(in restoreInput) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	exPEM, err := readInputFile(in.exchangeCert)
-	if err != nil {
-		return nil, err
+	exPEM := in.exchangePEM
+	if exPEM == nil {
+		if exPEM, err = readInputFile(in.exchangeCert); err != nil {
+			return nil, err
+		}
 	}
 	file, err := parseSDFile(in.sdFile, data)
 	if err != nil {

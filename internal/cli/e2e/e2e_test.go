@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -52,6 +53,31 @@ func TestScripts(t *testing.T) {
 					ts.Fatalf("usage: setenv-stdout NAME")
 				}
 				ts.Setenv(args[0], strings.TrimSpace(ts.ReadFile("stdout")))
+			},
+			// azurite-container NAME creates the container NAME in the test
+			// binary's Azurite (started on first use) and sets AZURITE_CONTAINER
+			// to its URL and AZURITE_SAS to a SAS token with all permissions.
+			"azurite-container": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: azurite-container NAME")
+				}
+				az := azuritetest.Start(t)
+				ts.Setenv("AZURITE_CONTAINER", az.CreateContainer(t, args[0]))
+				ts.Setenv("AZURITE_SAS", az.SAS(t, args[0], "racwdl", time.Now().Add(time.Hour)))
+			},
+			// flip-byte FILE flips the bits of the byte in the middle of FILE.
+			"flip-byte": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: flip-byte FILE")
+				}
+				path := ts.MkAbs(args[0])
+				data, err := os.ReadFile(path)
+				ts.Check(err)
+				if len(data) == 0 {
+					ts.Fatalf("flip-byte: %s is empty", args[0])
+				}
+				data[len(data)/2] ^= 0xff
+				ts.Check(os.WriteFile(path, data, 0o600))
 			},
 		},
 		Setup: func(env *testscript.Env) error {
