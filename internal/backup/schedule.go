@@ -124,6 +124,9 @@ func ParseInterval(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// maxParsed bounds what ParseInterval adds up (ten times MaxInterval).
+const maxParsed = 10 * MaxInterval
+
 // parseISODuration parses PnW, or PnDTnHnMnS with any of the parts.
 func parseISODuration(s string) (time.Duration, error) {
 	bad := fmt.Errorf("%q is not an ISO 8601 duration such as PT6H or P1D (weeks, days, hours, minutes, seconds)", s)
@@ -164,8 +167,10 @@ func parseISODuration(s string) (time.Duration, error) {
 		if k == len(units) {
 			return 0, bad
 		}
-		if n > int64(MaxInterval/units[k].u)+1 || d > MaxInterval {
-			return 0, fmt.Errorf("%q is longer than %s", s, FormatInterval(MaxInterval))
+		// Far beyond MaxInterval (which the service checks): refused
+		// before the sum can overflow.
+		if n > int64(maxParsed/units[k].u) || d > maxParsed {
+			return 0, fmt.Errorf("%q is far too long: at most %s", s, FormatInterval(MaxInterval))
 		}
 		d += time.Duration(n) * units[k].u
 		next, rest = k+1, rest[i+1:]
