@@ -2,8 +2,11 @@ package api
 
 import (
 	"net/http"
+	"strings"
+	"time"
 
 	"tresor/internal/backup"
+	"tresor/internal/fault"
 	"tresor/internal/wire"
 )
 
@@ -155,4 +158,77 @@ func restoreOperation(j backup.Job) wire.RestoreOperation {
 	op := wire.RestoreOperation{Status: j.Status, JobID: j.ID}
 	op.StatusDetails, op.Error, op.StartTime, op.EndTime, op.Progress = jobFields(j, "RestoreFailed")
 	return op
+}
+
+// Scheduled backups (Tresor's extension): PUT, GET and DELETE
+// /backup/policy. The SAS token is never answered.
+
+func (a *API) putBackupPolicy(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
+	var p wire.BackupPolicyParameters
+	if err := decodeJSON(r, &p); err != nil {
+		return err
+	}
+	if strings.TrimSpace(p.Every) == "" {
+		return fault.New(fault.BadParameter, "BadParameter", "every is required: how often to back up, such as 6h or PT6H")
+	}
+	every, err := backup.ParseInterval(p.Every)
+	if err != nil {
+		return fault.New(fault.BadParameter, "BadParameter", "every: %s", err)
+	}
+	enabled := p.Enabled == nil || *p.Enabled
+	st, err := a.deps.Backups.SetPolicy(r.Context(), rc.instance, backup.Policy{
+		StorageURI: p.StorageResourceURI, Token: p.Token, Every: every, Keep: p.Keep, Enabled: enabled})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, backupPolicy(st))
+	return nil
+}
+
+func (a *API) getBackupPolicy(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
+	st, err := a.deps.Backups.GetPolicy(r.Context(), rc.instance)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, backupPolicy(st))
+	return nil
+}
+
+func (a *API) deleteBackupPolicy(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
+	if err := a.deps.Backups.DeletePolicy(r.Context(), rc.instance); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func rfc3339(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := t.UTC().Format(time.RFC3339)
+	return &s
+}
+
+func backupRun(run *backup.Run) *wire.BackupRun {
+	if run == nil {
+		return nil
+	}
+	out := &wire.BackupRun{Time: *rfc3339(run.Time), JobID: run.JobID, Folder: run.Folder}
+	if run.Code != "" {
+		out.Error = &wire.ErrorDetail{Code: run.Code, Message: run.Message}
+	}
+	return out
+}
+
+func backupPolicy(st backup.PolicyStatus) wire.BackupPolicy {
+	out := wire.BackupPolicy{
+		StorageResourceURI: st.StorageURI, Every: backup.FormatInterval(st.Every), Keep: st.Keep, Enabled: st.Enabled,
+		TokenSet: true, TokenExpiry: rfc3339(st.TokenExpiry), Updated: *rfc3339(st.Set),
+		LastSuccess: backupRun(st.LastSuccess), LastFailure: backupRun(st.LastFailure), DeletedFolders: st.DeletedFolders,
+	}
+	if st.Enabled {
+		out.NextRun = rfc3339(st.NextRun)
+	}
+	return out
 }

@@ -115,5 +115,11 @@ func (a *API) routes() []route {
 		{plane: hsmPlane, method: "PUT", pattern: "/prerestore", action: rbac.RestoreStart, needsActive: true, limit: small, h: a.preRestore},
 		{plane: hsmPlane, method: "PUT", pattern: "/keys/{name}/restore", action: rbac.RestoreStart, needsActive: true, limit: small, h: a.startKeyRestore},
 		{plane: hsmPlane, method: "GET", pattern: "/restore/{job}/pending", action: rbac.RestoreStatus, versionOptional: true, duringRestore: true, h: a.restoreStatus},
+
+		// Scheduled backups, Tresor's extension: changing the policy needs
+		// what starting a backup needs, reading it the backup status action.
+		{plane: hsmPlane, method: "PUT", pattern: "/backup/policy", action: rbac.BackupStart, needsActive: true, limit: small, h: a.putBackupPolicy},
+		{plane: hsmPlane, method: "GET", pattern: "/backup/policy", action: rbac.BackupStatus, needsActive: true, h: a.getBackupPolicy},
+		{plane: hsmPlane, method: "DELETE", pattern: "/backup/policy", action: rbac.BackupStart, needsActive: true, h: a.deleteBackupPolicy},
 	}
 }

@@ -83,8 +83,11 @@ type Config struct {
 	// file:// container must be one of them or inside one). Without any,
 	// file:// destinations are refused.
 	FileRoots []string
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// Region is the region barrier: it seals the backup policies (their
+	// SAS tokens). Without it, backup policies are refused.
+	Region *barrier.Barrier
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Service runs backup and restore jobs. It is safe for concurrent use.
@@ -97,6 +100,10 @@ type Service struct {
 
 	mu         sync.Mutex
 	lastBackup map[string]time.Time // start of the last backup by instance
+	closed     bool                 // no job starts once set (under mu)
+
+	runMu sync.Mutex    // one RunDuePolicies at a time
+	wake  chan struct{} // a policy was set or deleted
 }
 
 // New returns the service. Call [Service.Recover] before serving.
@@ -117,7 +124,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.FileRoots[i] = filepath.Clean(r)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel, lastBackup: map[string]time.Time{}}, nil
+	return &Service{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel, lastBackup: map[string]time.Time{}, wake: make(chan struct{}, 1)}, nil
 }
 
 // interruptedMessage is the error of a job whose process ended under it.
@@ -154,6 +161,9 @@ func (s *Service) Recover(ctx context.Context) error {
 
 // Close stops running jobs (they end as Failed) and waits for them.
 func (s *Service) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
 }
@@ -254,24 +264,37 @@ func (s *Service) Job(ctx context.Context, in instances.Instance, id string, kin
 // reports progress with its report argument; its error ends the job as
 // Failed (with the error's message when it is meant for the user).
 func (s *Service) start(ctx context.Context, in instances.Instance, kind string, exclusive bool, fn func(ctx context.Context, j *store.Job, report func()) error) (Job, error) {
+	j, _, err := s.startJob(ctx, in, kind, exclusive, fn)
+	return j, err
+}
+
+// startJob is start; done is closed when the job's end is recorded.
+func (s *Service) startJob(ctx context.Context, in instances.Instance, kind string, exclusive bool, fn func(ctx context.Context, j *store.Job, report func()) error) (Job, <-chan struct{}, error) {
 	j := store.Job{ID: newJobID(), Kind: kind, Instance: in.Key, Status: store.JobInProgress, Start: s.cfg.Now().UTC()}
 	if kind == KindBackup {
 		j.Start = s.backupStart(in.Key, j.Start)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock() // Close waits for the jobs that started before it
+	if s.closed {
+		return Job{}, nil, fault.New(fault.Unavailable, "ServiceUnavailable", "the server is stopping")
+	}
 	err := s.cfg.Store.Apply(ctx, store.StartJob{Job: j, Exclusive: exclusive})
 	if errors.Is(err, store.ErrConflict) {
-		return Job{}, fault.Wrap(err, fault.Conflict, "Conflict",
+		return Job{}, nil, fault.Wrap(err, fault.Conflict, "Conflict",
 			"a backup or restore is already running on the managed HSM '%s': only one runs at a time; wait for it to finish", in.Name)
 	}
 	if err != nil {
-		return Job{}, err
+		return Job{}, nil, err
 	}
+	done := make(chan struct{})
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		defer close(done)
 		s.run(in, j, fn)
 	}()
-	return j, nil
+	return j, done, nil
 }
 
 // errJobRecorded is returned by a job function that recorded the job's
@@ -364,7 +387,13 @@ func (s *Service) StartBackup(ctx context.Context, in instances.Instance, d Dest
 	if err != nil {
 		return Job{}, err
 	}
-	return s.start(ctx, in, KindBackup, true, func(ctx context.Context, j *store.Job, report func()) error {
+	j, _, err := s.startBackup(ctx, in, loc)
+	return j, err
+}
+
+// startBackup starts a backup job to a resolved destination.
+func (s *Service) startBackup(ctx context.Context, in instances.Instance, loc location) (Job, <-chan struct{}, error) {
+	return s.startJob(ctx, in, KindBackup, true, func(ctx context.Context, j *store.Job, report func()) error {
 		folder := FolderName(in.Key, j.Start)
 		bs, err := s.open(ctx, loc)
 		if err != nil {

@@ -41,7 +41,8 @@ type env struct {
 	admin instances.Caller
 }
 
-func newEnv(t testing.TB) *env {
+// newEnv builds the stack; opts change the backup service's Config.
+func newEnv(t testing.TB, opts ...func(*Config)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.OpenBolt(filepath.Join(dir, "tresor.db"))
@@ -66,7 +67,11 @@ func newEnv(t testing.TB) *env {
 	if err := os.MkdirAll(filepath.Join(root, "backups"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(Config{Store: st, Instances: inst, Keyring: inst, Keys: ks, FileRoots: []string{root}})
+	cfg := Config{Store: st, Instances: inst, Keyring: inst, Keys: ks, FileRoots: []string{root}, Region: region}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	svc, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,10 +35,11 @@ func (a *app) backupCommand() *cobra.Command {
 HSM's keys, their versions and role assignments into a new folder
 mhsm-{name}-{time} of a blob container, sealed under the HSM's security
 domain; 'tresor restore start' restores it. 'list' (Tresor's own) lists the
-backup folders of a container.`,
+backup folders of a container; 'policy' (Tresor's own) schedules backups
+with retention.`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(a.backupStartCommand(), a.backupListCommand())
+	cmd.AddCommand(a.backupStartCommand(), a.backupListCommand(), a.backupPolicyCommand())
 	return cmd
 }
 

@@ -207,3 +207,28 @@ func (op *JobOperation) Wait(ctx context.Context, progress func(done, total int,
 	}
 	return op.err
 }
+
+// SetBackupPolicy sets the scheduled backup policy of the HSM at hsmURL
+// (PUT /backup/policy, Tresor's extension) and returns it as the HSM keeps
+// it (without the SAS token).
+func (c *Client) SetBackupPolicy(ctx context.Context, hsmURL string, p wire.BackupPolicyParameters) (wire.BackupPolicy, error) {
+	var out wire.BackupPolicy
+	_, err := c.DoJSON(ctx, http.MethodPut, backupURL(hsmURL, "backup/policy"), p, &out)
+	return out, err
+}
+
+// GetBackupPolicy returns the backup policy of the HSM at hsmURL with the
+// status of its runs (GET /backup/policy); an HSM without one answers 404
+// BackupPolicyNotFound.
+func (c *Client) GetBackupPolicy(ctx context.Context, hsmURL string) (wire.BackupPolicy, error) {
+	var out wire.BackupPolicy
+	_, err := c.DoJSON(ctx, http.MethodGet, backupURL(hsmURL, "backup/policy"), nil, &out)
+	return out, err
+}
+
+// DeleteBackupPolicy removes the backup policy of the HSM at hsmURL
+// (DELETE /backup/policy); its backup folders stay.
+func (c *Client) DeleteBackupPolicy(ctx context.Context, hsmURL string) error {
+	_, err := c.DoJSON(ctx, http.MethodDelete, backupURL(hsmURL, "backup/policy"), nil, nil)
+	return err
+}

@@ -183,7 +183,7 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 		s.BackupDir = dir
 	}
 	s.Backups, err = backup.New(backup.Config{Store: s.st, Instances: s.Instances, Keyring: s.Instances, Keys: s.Keys,
-		FileRoots: backupDirs, Logger: s.log, Now: cfg.Clock})
+		FileRoots: backupDirs, Region: reg.barrier, Logger: s.log, Now: cfg.Clock})
 	if err != nil {
 		return nil, err
 	}
@@ -348,9 +348,17 @@ func (s *Server) Run(ctx context.Context) error {
 		defer close(purgeDone)
 		s.purgeLoop(pctx)
 	}()
+	// Scheduled backups have their own timer (the next run of each
+	// policy), not the purge interval's tick.
+	policiesDone := make(chan struct{})
+	go func() {
+		defer close(policiesDone)
+		s.Backups.RunPolicies(pctx)
+	}()
 	defer func() {
 		stopPurge()
 		<-purgeDone
+		<-policiesDone
 	}()
 	select {
 	case err := <-errc:

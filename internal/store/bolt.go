@@ -721,6 +721,18 @@ func (r boltReader) Jobs(instance string) ([]Job, error) {
 	return out, err
 }
 
+func (r boltReader) BackupPolicy(instance string) (BackupPolicy, error) {
+	var p BackupPolicy
+	if err := getJSON(r.t, bBackupPols, instance, &p); err != nil {
+		return BackupPolicy{}, fmt.Errorf("backup policy of %s: %w", instance, err)
+	}
+	return p, nil
+}
+
+func (r boltReader) BackupPolicies() ([]BackupPolicy, error) {
+	return decodeAll[BackupPolicy](r.t.list(bBackupPols))
+}
+
 func decodeAll[T any](kvs []KV) ([]T, error) {
 	out := make([]T, 0, len(kvs))
 	for _, kv := range kvs {

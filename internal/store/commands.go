@@ -44,6 +44,7 @@ var (
 	bInstances   = []string{"instances"}
 	bWrites      = []string{"instance-writes"}
 	bJobs        = []string{"jobs"}
+	bBackupPols  = []string{"backup-policies"}
 	bMeta        = []string{"meta"}
 )
 
@@ -54,8 +55,10 @@ var (
 // follows. A test keeps every bucket the store creates in one of the lists.
 var (
 	// RegionBuckets hold the region's own state: its tenant, root key and
-	// token-signing key, its principals, its jobs, and the applied index.
-	RegionBuckets = []string{"region", "principals", "principals-by-client", "jobs", "jobs-running", "meta"}
+	// token-signing key, its principals, its jobs, the instances' scheduled
+	// backup policies (operational configuration of this region, never an
+	// instance's content), and the applied index.
+	RegionBuckets = []string{"region", "principals", "principals-by-client", "jobs", "jobs-running", "backup-policies", "meta"}
 	// InstanceBuckets hold the instances' state: their records, their
 	// values, their write counters and staged replaces.
 	InstanceBuckets = []string{"instances", "instance-data", "instance-writes", "staging"}
@@ -309,6 +312,29 @@ type FailInterruptedJobs struct {
 	At      time.Time `json:"at"`
 }
 
+// PutBackupPolicy sets the scheduled backup policy of an instance that
+// exists and is not deleted ([ErrNotFound], [ErrConflict]), replacing any
+// policy it had, status included.
+type PutBackupPolicy struct {
+	Policy BackupPolicy `json:"policy"`
+}
+
+// DeleteBackupPolicy removes the backup policy of an instance
+// ([ErrNotFound] if it has none).
+type DeleteBackupPolicy struct {
+	Instance string `json:"instance"`
+}
+
+// RecordBackupRun replaces the status of the backup policy ID of an
+// instance: [ErrNotFound] if the instance has no policy, [ErrConflict] if
+// its policy is another one (set again or deleted and set since the run
+// began), so a run never records into a policy it did not run.
+type RecordBackupRun struct {
+	Instance string             `json:"instance"`
+	ID       string             `json:"id"`
+	Status   BackupPolicyStatus `json:"status"`
+}
+
 func (PutRegionValue) CommandType() string      { return "PutRegionValue" }
 func (CreatePrincipal) CommandType() string     { return "CreatePrincipal" }
 func (DeletePrincipal) CommandType() string     { return "DeletePrincipal" }
@@ -324,6 +350,9 @@ func (CommitStage) CommandType() string         { return "CommitStage" }
 func (AbortStage) CommandType() string          { return "AbortStage" }
 func (StartJob) CommandType() string            { return "StartJob" }
 func (UpdateJob) CommandType() string           { return "UpdateJob" }
+func (PutBackupPolicy) CommandType() string     { return "PutBackupPolicy" }
+func (DeleteBackupPolicy) CommandType() string  { return "DeleteBackupPolicy" }
+func (RecordBackupRun) CommandType() string     { return "RecordBackupRun" }
 
 // CommandType implements [Command].
 func (FailInterruptedJobs) CommandType() string { return "FailInterruptedJobs" }
@@ -345,6 +374,9 @@ var registry = map[string]func() Command{
 	"StartJob":            func() Command { return &StartJob{} },
 	"UpdateJob":           func() Command { return &UpdateJob{} },
 	"FailInterruptedJobs": func() Command { return &FailInterruptedJobs{} },
+	"PutBackupPolicy":     func() Command { return &PutBackupPolicy{} },
+	"DeleteBackupPolicy":  func() Command { return &DeleteBackupPolicy{} },
+	"RecordBackupRun":     func() Command { return &RecordBackupRun{} },
 }
 
 type envelope struct {
@@ -457,6 +489,9 @@ func (c CreateInstance) apply(tx txn) error {
 		}
 	}
 	if err := tx.del(bWrites, in.Name); err != nil {
+		return err
+	}
+	if err := tx.del(bBackupPols, in.Name); err != nil {
 		return err
 	}
 	if err := tx.put(bInstances, in.Name, rec); err != nil {
@@ -611,6 +646,9 @@ func (c PurgeInstance) apply(tx txn) error {
 		}
 	}
 	if err := tx.del(bWrites, c.Name); err != nil {
+		return err
+	}
+	if err := tx.del(bBackupPols, c.Name); err != nil {
 		return err
 	}
 	return tx.del(bInstances, c.Name)
@@ -898,4 +936,58 @@ func (c FailInterruptedJobs) apply(tx txn) error {
 		}
 	}
 	return nil
+}
+
+// ---------------------------------------------------------------------------
+// backup policies
+
+func (c PutBackupPolicy) apply(tx txn) error {
+	p := c.Policy
+	if err := checkName("backup policy instance", p.Instance); err != nil {
+		return err
+	}
+	if err := checkName("backup policy id", p.ID); err != nil {
+		return err
+	}
+	if len(p.Sealed) == 0 {
+		return fmt.Errorf("store: backup policy of %s has no sealed settings", p.Instance)
+	}
+	if err := checkValue("backup policy", p.Sealed); err != nil {
+		return err
+	}
+	in, err := readInstance(tx, p.Instance)
+	if err != nil {
+		return err
+	}
+	if in.Deleted {
+		return fmt.Errorf("instance %s is deleted: %w", p.Instance, ErrConflict)
+	}
+	return putBackupPolicy(tx, p)
+}
+
+func putBackupPolicy(tx txn, p BackupPolicy) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("store: encode backup policy of %s: %w", p.Instance, err)
+	}
+	return tx.put(bBackupPols, p.Instance, b)
+}
+
+func (c DeleteBackupPolicy) apply(tx txn) error {
+	if tx.get(bBackupPols, c.Instance) == nil {
+		return fmt.Errorf("backup policy of %s: %w", c.Instance, ErrNotFound)
+	}
+	return tx.del(bBackupPols, c.Instance)
+}
+
+func (c RecordBackupRun) apply(tx txn) error {
+	var p BackupPolicy
+	if err := getJSON(tx, bBackupPols, c.Instance, &p); err != nil {
+		return fmt.Errorf("backup policy of %s: %w", c.Instance, err)
+	}
+	if p.ID != c.ID {
+		return fmt.Errorf("backup policy of %s is %s, not %s: %w", c.Instance, p.ID, c.ID, ErrConflict)
+	}
+	p.Status = c.Status
+	return putBackupPolicy(tx, p)
 }

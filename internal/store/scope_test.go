@@ -26,6 +26,7 @@ func TestBucketScopes(t *testing.T) {
 		store.CreateInstance{Instance: store.Instance{Name: "hsm1"}, Values: []store.Value{{Bucket: "roleassignments", Key: "a", Value: []byte("x")}}},
 		store.WriteInstanceValues{Name: "hsm1", Epoch: 1, Puts: []store.Value{{Bucket: "keys", Key: "k", Value: []byte("v")}}},
 		store.StartJob{Job: store.Job{ID: "j1", Kind: "backup", Instance: "hsm1", Start: now}, Exclusive: true},
+		store.PutBackupPolicy{Policy: store.BackupPolicy{Instance: "hsm1", ID: "p1", Sealed: []byte("s"), Set: now}},
 		store.BeginStage{Name: "hsm1", Expect: 1, Stage: "s1"},
 		store.StageValues{Name: "hsm1", Stage: "s1", Values: []store.Value{{Bucket: "keys", Key: "k2", Value: []byte("v")}}},
 	}
@@ -59,7 +60,7 @@ func TestBucketScopes(t *testing.T) {
 			t.Errorf("bucket %s is neither in RegionBuckets nor in InstanceBuckets", b)
 		}
 	}
-	for _, want := range []string{"region", "principals", "jobs", "instances", "instance-data", "staging"} {
+	for _, want := range []string{"region", "principals", "jobs", "backup-policies", "instances", "instance-data", "staging"} {
 		if !slices.Contains(seen, want) {
 			t.Errorf("bucket %s was not created (seen %v)", want, seen)
 		}

@@ -183,6 +183,11 @@ type Reader interface {
 	// Jobs lists the jobs of an instance ("" = of all instances) by start
 	// time.
 	Jobs(instance string) ([]Job, error)
+
+	// BackupPolicy returns the scheduled backup policy of an instance.
+	BackupPolicy(instance string) (BackupPolicy, error)
+	// BackupPolicies lists every instance's backup policy by instance name.
+	BackupPolicies() ([]BackupPolicy, error)
 }
 
 // KV is a key and its (sealed) value.
@@ -228,6 +233,47 @@ type Instance struct {
 	Properties []byte `json:"properties"`
 	// WrappedRoot is the instance root key wrapped by the region seal.
 	WrappedRoot []byte `json:"wrappedRoot"`
+}
+
+// BackupPolicy is an instance's scheduled backup policy: region-local
+// operational configuration (where and how often this region backs the
+// instance up, with the storage's SAS token), not instance content. It is
+// kept in a region bucket, so neither a full restore nor a security-domain
+// upload (which replace the instance's buckets) touches it, and a full
+// backup does not carry it; purging the instance removes it.
+type BackupPolicy struct {
+	Instance string `json:"instance"`
+	// ID is new for every [PutBackupPolicy]; [RecordBackupRun] names it.
+	ID string `json:"id"`
+	// Sealed holds the destination, token, interval and retention, sealed
+	// above the store (by the region barrier).
+	Sealed []byte    `json:"sealed"`
+	Set    time.Time `json:"set"`
+	// Status is what the runs of the policy left.
+	Status BackupPolicyStatus `json:"status"`
+}
+
+// BackupPolicyStatus is the outcome of a backup policy's runs.
+type BackupPolicyStatus struct {
+	LastSuccess *BackupRun `json:"lastSuccess,omitempty"`
+	LastFailure *BackupRun `json:"lastFailure,omitempty"`
+	// NextRun is when the policy runs next.
+	NextRun time.Time `json:"nextRun,omitzero"`
+	// DeletedFolders is how many folders the last retention pass deleted.
+	DeletedFolders int `json:"deletedFolders"`
+	// BusySince is when the first of consecutive runs found another job
+	// of the instance running (zero when the last run could start).
+	BusySince time.Time `json:"busySince,omitzero"`
+}
+
+// BackupRun is one run of a backup policy: a success (Folder set) or a
+// failure (Code and Message set; JobID empty when no job started).
+type BackupRun struct {
+	Time    time.Time `json:"time"`
+	JobID   string    `json:"jobId,omitempty"`
+	Folder  string    `json:"folder,omitempty"`
+	Code    string    `json:"code,omitempty"`
+	Message string    `json:"message,omitempty"`
 }
 
 // Job statuses.

@@ -64,3 +64,45 @@ type JobProgress struct {
 	Done  int `json:"done"`
 	Total int `json:"total"`
 }
+
+// BackupPolicyParameters is the body of PUT /backup/policy, Tresor's
+// extension: scheduled full backups into a container, keeping the newest
+// Keep complete folders. Every is a Go duration ("6h") or an ISO 8601
+// duration ("PT6H"); Enabled defaults to true.
+type BackupPolicyParameters struct {
+	StorageResourceURI string `json:"storageResourceUri"`
+	Token              string `json:"token,omitempty"`
+	Every              string `json:"every"`
+	Keep               int    `json:"keep"`
+	Enabled            *bool  `json:"enabled,omitempty"`
+}
+
+// BackupPolicy is a backup policy as GET /backup/policy answers it: never
+// with its SAS token (TokenSet says one is kept; TokenExpiry is its se=
+// field, if it has one). Every is ISO 8601; times are RFC 3339 in UTC.
+// NextRun is null while the policy is disabled; LastSuccess and
+// LastFailure are null until a run left one (a successful run clears
+// LastFailure). DeletedFolders counts the folders the last retention pass
+// deleted.
+type BackupPolicy struct {
+	StorageResourceURI string     `json:"storageResourceUri"`
+	Every              string     `json:"every"`
+	Keep               int        `json:"keep"`
+	Enabled            bool       `json:"enabled"`
+	TokenSet           bool       `json:"tokenSet"`
+	TokenExpiry        *string    `json:"tokenExpiry,omitempty"`
+	Updated            string     `json:"updated"`
+	NextRun            *string    `json:"nextRun"`
+	LastSuccess        *BackupRun `json:"lastSuccess"`
+	LastFailure        *BackupRun `json:"lastFailure"`
+	DeletedFolders     int        `json:"deletedFolders"`
+}
+
+// BackupRun is one scheduled backup: a success names its folder, a
+// failure its error (JobID is empty when no job could start).
+type BackupRun struct {
+	Time   string       `json:"time"`
+	JobID  string       `json:"jobId,omitempty"`
+	Folder string       `json:"folder,omitempty"`
+	Error  *ErrorDetail `json:"error,omitempty"`
+}

@@ -1145,6 +1145,11 @@ func sampleCommands() map[string]store.Command {
 		"UpdateJob": store.UpdateJob{Job: store.Job{ID: "j1", Kind: "backup", Instance: "hsm1", Status: store.JobFailed,
 			Details: "d", Error: "e", Result: "https://x", Done: 3, Total: 9, Start: t0, End: t1}},
 		"FailInterruptedJobs": store.FailInterruptedJobs{Message: "interrupted", At: t1},
+		"PutBackupPolicy": store.PutBackupPolicy{Policy: store.BackupPolicy{Instance: "hsm1", ID: "p1", Sealed: []byte{1, 2}, Set: t0,
+			Status: store.BackupPolicyStatus{LastSuccess: &store.BackupRun{Time: t0, JobID: "j1", Folder: "f"},
+				LastFailure: &store.BackupRun{Time: t1, JobID: "j2", Code: "c", Message: "m"}, NextRun: t1, DeletedFolders: 3, BusySince: t0}}},
+		"DeleteBackupPolicy": store.DeleteBackupPolicy{Instance: "hsm1"},
+		"RecordBackupRun":    store.RecordBackupRun{Instance: "hsm1", ID: "p1", Status: store.BackupPolicyStatus{NextRun: t1, DeletedFolders: 1}},
 	}
 }
 

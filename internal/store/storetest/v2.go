@@ -36,15 +36,17 @@ var v2Tests = []struct {
 	{"ForEach", testForEach},
 	{"Jobs", testJobs},
 	{"ErrorCodes", testErrorCodes},
+	{"BackupPolicies", testBackupPolicies},
 }
 
 // dump is everything a Reader (and the applied index) shows of a store.
 type dump struct {
-	Snap    snapshot
-	Buckets map[string][]string // instance → bucket names
-	Data    map[string]string   // "instance/bucket" → fmtKVs, read with ForEach
-	Jobs    []store.Job
-	Applied uint64
+	Snap     snapshot
+	Buckets  map[string][]string // instance → bucket names
+	Data     map[string]string   // "instance/bucket" → fmtKVs, read with ForEach
+	Jobs     []store.Job
+	Policies []store.BackupPolicy
+	Applied  uint64
 }
 
 func takeDump(t *testing.T, s store.Store, names ...string) dump {
@@ -78,7 +80,10 @@ func takeDump(t *testing.T, s store.Store, names ...string) dump {
 				d.Data[n+"/"+b] = fmtKVs(kvs)
 			}
 		}
-		d.Jobs, err = r.Jobs("")
+		if d.Jobs, err = r.Jobs(""); err != nil {
+			return err
+		}
+		d.Policies, err = r.BackupPolicies()
 		return err
 	})
 	if ba, ok := s.(store.BatchApplier); ok {
