@@ -51,6 +51,14 @@ type Config struct {
 	ExtraHSMAudiences  []string
 	Logger             *slog.Logger
 	Now                func() time.Time
+	// RequestBodyTimeout is how long a request's body may take to arrive
+	// after its headers (0: no limit); a slower one fails with 408.
+	RequestBodyTimeout time.Duration
+	// TokenRatePerAddress and TokenRatePerClient limit token requests per
+	// client address (IPv6 by /64) and per client id; PrincipalRate limits
+	// the authenticated requests of each object id, on both endpoints.
+	// Beyond them the answer is 429 with Retry-After (throttle.go).
+	TokenRatePerAddress, TokenRatePerClient, PrincipalRate Rate
 }
 
 // MgmtAudiences are the token audiences the region endpoint accepts.
@@ -104,6 +112,7 @@ type API struct {
 	hsm    *http.ServeMux
 	authz  authzCache // callers' grants per token and instance generation (rbac.go)
 	tokens tokenCache // validated bearer tokens (tokencache.go)
+	limits *limits    // rate limits (throttle.go)
 }
 
 // New builds the API and its route table.
@@ -117,7 +126,7 @@ func New(cfg Config, deps Deps) (*API, error) {
 	if cfg.ChallengeAuth == "" {
 		cfg.ChallengeAuth = strings.TrimSuffix(cfg.Authority, "/") + "/" + cfg.TenantID
 	}
-	a := &API{cfg: cfg, deps: deps, log: cfg.Logger, region: http.NewServeMux(), hsm: http.NewServeMux()}
+	a := &API{cfg: cfg, deps: deps, log: cfg.Logger, region: http.NewServeMux(), hsm: http.NewServeMux(), limits: newLimits(cfg)}
 	for _, rt := range a.routes() {
 		if err := a.register(rt); err != nil {
 			return nil, err
@@ -190,6 +199,12 @@ func (a *API) register(rt route) error {
 
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if d := a.cfg.RequestBodyTimeout; d > 0 {
+		// Bounds reading the body, also the part net/http drains after a
+		// handler that did not read it (a 401 challenge): a client that
+		// trickles a body cannot hold its connection longer.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+	}
 	h := w.Header()
 	h.Set("x-ms-request-id", uuid.New())
 	h.Set("Cache-Control", "no-cache")
@@ -284,6 +299,10 @@ func (a *API) wrap(rt route) http.Handler {
 				return
 			}
 			rc.admin = admin
+			if err := a.throttlePrincipal(w, caller.ObjectID); err != nil {
+				a.writeError(w, r, err)
+				return
+			}
 		}
 		if err := a.checkVersion(rt, r); err != nil {
 			a.writeError(w, r, err)

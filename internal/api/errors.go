@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"os"
+	"time"
 
 	"tresor/internal/fault"
 	"tresor/internal/wire"
@@ -30,6 +32,10 @@ func status(k fault.Kind) int {
 		return http.StatusServiceUnavailable
 	case fault.NotImplemented:
 		return http.StatusNotImplemented
+	case fault.Timeout:
+		return http.StatusRequestTimeout
+	case fault.Throttled:
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }
@@ -40,6 +46,9 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		err = fault.New(fault.TooLarge, "RequestTooLarge", "the request body is larger than the %d bytes this operation accepts", mbe.Limit)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = errBodyTimeout(a.cfg.RequestBodyTimeout)
 	}
 	fe, ok := fault.As(err)
 	if !ok || fe.Kind == fault.Internal {
@@ -54,6 +63,12 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		body.Error.InnerError = &wire.InnerError{Code: fe.Inner}
 	}
 	writeJSON(w, status(fe.Kind), body)
+}
+
+// errBodyTimeout is the error of a request whose body did not arrive
+// within the body timeout (the read deadline ServeHTTP sets).
+func errBodyTimeout(d time.Duration) error {
+	return fault.New(fault.Timeout, "RequestTimeout", "the request body did not arrive within %s of its headers", d)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -74,8 +89,8 @@ func decodeJSON(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return err
+		if errors.As(err, &mbe) || errors.Is(err, os.ErrDeadlineExceeded) {
+			return err // writeError says what happened
 		}
 		return fault.Wrap(err, fault.BadParameter, "BadParameter", "the request body is not valid JSON for this operation: %s", jsonMessage(err))
 	}

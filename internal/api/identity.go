@@ -3,12 +3,20 @@ package api
 import (
 	"errors"
 	"net/http"
+	"os"
 	"strings"
 
 	"tresor/internal/fault"
 	"tresor/internal/identity"
 	"tresor/internal/wire"
 )
+
+// healthz is the region's liveness check: 200 while the process serves
+// requests. It needs no token and touches no state.
+func (a *API) healthz(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "Healthy"})
+	return nil
+}
 
 func (a *API) regionInfo(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
 	writeJSON(w, http.StatusOK, wire.RegionInfo{
@@ -22,7 +30,14 @@ func (a *API) regionInfo(w http.ResponseWriter, r *http.Request, rc *reqCtx) err
 // token is the OAuth 2.0 token endpoint (client credentials; secrets in the
 // form or in HTTP Basic authentication).
 func (a *API) token(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
+	if !a.throttleToken(w, r, "") {
+		return nil
+	}
 	if err := r.ParseForm(); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			writeJSON(w, http.StatusRequestTimeout, wire.OAuthError{Error: identity.OAuthInvalidRequest, ErrorDescription: "the request body did not arrive in time"})
+			return nil
+		}
 		writeJSON(w, http.StatusBadRequest, wire.OAuthError{Error: identity.OAuthInvalidRequest, ErrorDescription: "the request body must be application/x-www-form-urlencoded"})
 		return nil
 	}
@@ -34,10 +49,14 @@ func (a *API) token(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
 	if id, secret, ok := r.BasicAuth(); ok && req.ClientID == "" {
 		req.ClientID, req.ClientSecret = id, secret
 	}
+	if req.ClientID != "" && !a.throttleToken(w, r, req.ClientID) {
+		return nil
+	}
 	auds := append(append([]string{}, a.cfg.MgmtAudiences()...), a.cfg.HSMAudiences()...)
 	resp, err := a.deps.Issuer.Token(r.Context(), a.deps.Principals, req, auds)
 	var oe *identity.OAuthError
 	if errors.As(err, &oe) {
+		a.signInResult(r, req.ClientID, oe)
 		code := http.StatusBadRequest
 		if oe.Code == identity.OAuthInvalidClient {
 			code = http.StatusUnauthorized
@@ -49,6 +68,7 @@ func (a *API) token(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
 	if err != nil {
 		return err
 	}
+	a.signInResult(r, req.ClientID, nil)
 	writeJSON(w, http.StatusOK, resp)
 	return nil
 }

@@ -18,6 +18,9 @@ func (a *API) routes() []route {
 	keyScope := func(r *http.Request) string { return "/keys/" + r.PathValue("name") }
 	keysScope := func(*http.Request) string { return "/keys" }
 	return []route{
+		// Liveness, for load balancers and orchestrators.
+		{method: "GET", pattern: "/healthz", insecureNoAuth: true, h: a.healthz},
+
 		// Identity (Entra ID's shape). These must work without a token.
 		{method: "GET", pattern: "/tresor/region", insecureNoAuth: true, h: a.regionInfo},
 		{method: "POST", pattern: "/{tenant}/oauth2/v2.0/token", insecureNoAuth: true, limit: small, h: a.token},

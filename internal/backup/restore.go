@@ -67,6 +67,9 @@ func (s *Service) restore(ctx context.Context, in instances.Instance, loc locati
 		return err
 	}
 	root, bs, h, index := f.root, f.bs, f.header, f.index
+	if max := s.cfg.Keys.MaxKeysPerInstance(); max > 0 && h.Keys > max {
+		return clientErrorf("the backup %s holds %d keys, more than the %d keys a managed HSM of this region may hold (maxKeysPerHsm); nothing was restored", folder, h.Keys, max)
+	}
 	j.Total = h.Keys
 	report()
 	cur, err := s.cfg.Instances.Get(ctx, in.Key)

@@ -22,6 +22,8 @@ const (
 	TooLarge                   // 413
 	Unavailable                // 503
 	NotImplemented             // 501
+	Timeout                    // 408: the request did not arrive in time
+	Throttled                  // 429: a rate limit; the api adds Retry-After
 )
 
 // Error is an error with a kind, an Azure error code and a client-safe message.

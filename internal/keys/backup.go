@@ -204,6 +204,11 @@ func (s *Service) restorePayload(ctx context.Context, in instances.Instance, p b
 		if snap.recSealed != nil {
 			return fault.New(fault.Conflict, "Conflict", "a key named %s exists (or is deleted and recoverable) in this managed HSM; restore needs a free name", p.Name)
 		}
+		unlock, err := s.room(ctx, in)
+		if err != nil {
+			return err
+		}
+		defer unlock()
 		if err := s.write(ctx, in, snap, id, &rec, p.Versions, nil); err != nil {
 			return err
 		}

@@ -52,6 +52,9 @@ const (
 const (
 	MaxVersions = 100
 	MaxTags     = 15
+	// DefaultMaxKeys is the number of keys an instance holds at most
+	// unless [MaxKeys] says otherwise (Managed HSM's "keys per HSM").
+	DefaultMaxKeys = 5000
 )
 
 var nameRE = regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)
@@ -127,7 +130,21 @@ type Service struct {
 	recs  map[cacheKey]recEntry   // opened key records (version "")
 
 	keyLocks [64]sync.Mutex // writers of one key take turns (see retry)
+
+	maxKeys     int            // keys per instance, deleted ones included; 0 = no limit
+	newKeyLocks [16]sync.Mutex // makers of new key names of one instance take turns (see room)
 }
+
+// Option changes a Service made by [New].
+type Option func(*Service)
+
+// MaxKeys sets how many keys an instance may hold, soft-deleted ones
+// included (they keep their names), whatever their number of versions;
+// n <= 0 means no limit. Creating, importing or restoring a key with a new
+// name beyond it fails with a Conflict, code KeyLimitExceeded; new versions
+// of existing keys and recoveries are not refused. The default is
+// [DefaultMaxKeys].
+func MaxKeys(n int) Option { return func(s *Service) { s.maxKeys = n } }
 
 type cacheKey struct{ instance, name, version string }
 
@@ -146,11 +163,48 @@ type recEntry struct {
 const maxCached = 4096
 
 // New returns the key service.
-func New(inst Keyring, st store.Store, now func() time.Time) *Service {
+func New(inst Keyring, st store.Store, now func() time.Time, opts ...Option) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{inst: inst, st: st, now: now, cache: map[cacheKey]cacheEntry{}, recs: map[cacheKey]recEntry{}}
+	s := &Service{inst: inst, st: st, now: now, cache: map[cacheKey]cacheEntry{}, recs: map[cacheKey]recEntry{}, maxKeys: DefaultMaxKeys}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// MaxKeysPerInstance returns the key limit of an instance (0: none).
+func (s *Service) MaxKeysPerInstance() int { return s.maxKeys }
+
+// room checks that the instance may hold one more key name and returns
+// the unlock function of the instance's new-key lock, which the caller
+// holds until its write is done: on one node the count is then exact.
+// (A replicated store will need the count in the write's own condition.)
+func (s *Service) room(ctx context.Context, in instances.Instance) (func(), error) {
+	if s.maxKeys <= 0 {
+		return func() {}, nil
+	}
+	h := fnv.New32a()
+	h.Write([]byte(in.Key))
+	mu := &s.newKeyLocks[h.Sum32()%uint32(len(s.newKeyLocks))]
+	mu.Lock()
+	n, err := s.CountKeys(ctx, in)
+	if err != nil {
+		mu.Unlock()
+		return nil, err
+	}
+	if n >= s.maxKeys {
+		mu.Unlock()
+		return nil, ErrKeyLimit(in.Name, s.maxKeys)
+	}
+	return mu.Unlock, nil
+}
+
+// ErrKeyLimit is the error of a new key beyond the limit of max keys.
+func ErrKeyLimit(hsm string, max int) error {
+	return fault.New(fault.Conflict, "KeyLimitExceeded",
+		"the managed HSM '%s' holds %d keys (deleted keys included), the most it may hold: purge deleted keys or delete and purge keys first", hsm, max)
 }
 
 // Errors (with Azure's codes).
@@ -640,6 +694,11 @@ func (s *Service) addVersion(ctx context.Context, in instances.Instance, display
 		}
 		rec := snap.rec
 		if snap.recSealed == nil {
+			unlock, err := s.room(ctx, in)
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			rec = keyRecord{Name: display}
 		} else if rec.Deleted {
 			return fault.New(fault.Conflict, "Conflict",

@@ -80,6 +80,11 @@ and writes the credentials as export lines to {data-dir}/dev.env.`,
 	f.StringVar(&cfg.Identity.Resource, "challenge-resource", "", "resource in the HSM challenge and HSM token audience (default https://{dns-suffix}:{port})")
 	f.StringArrayVar(&cfg.BackupDirs, "backup-dir", nil, "absolute directory that file:// backup destinations may name (repeatable; --dev adds {data-dir}/backups)")
 	f.StringSliceVar(&cfg.Identity.RegionAdmins, "region-admin", nil, "object id of an external principal that administers the region (repeatable)")
+	f.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "concurrent connections of the region (keep well below the file-descriptor limit)")
+	f.IntVar(&cfg.MaxConnectionsPerClient, "max-connections-per-client", cfg.MaxConnectionsPerClient, "concurrent connections of one client address, IPv6 by /64 (0 = no cap; raise behind a proxy or NAT)")
+	f.DurationVar(&cfg.RequestBodyTimeout.Duration, "request-body-timeout", cfg.RequestBodyTimeout.Duration, "time a request body may take to arrive after its headers (408 beyond)")
+	f.IntVar(&cfg.MaxKeysPerHsm, "max-keys-per-hsm", cfg.MaxKeysPerHsm, "keys an HSM may hold, soft-deleted ones included (0 = no limit)")
+	f.DurationVar(&cfg.ResponseTimeout.Duration, "response-timeout", cfg.ResponseTimeout.Duration, "time from a request's headers to the end of its response")
 	return cmd
 }
 
@@ -105,6 +110,11 @@ func overlayFlags(cmd *cobra.Command, dst *Config, src Config) {
 	set("challenge-resource", func() { dst.Identity.Resource = src.Identity.Resource })
 	set("backup-dir", func() { dst.BackupDirs = src.BackupDirs })
 	set("region-admin", func() { dst.Identity.RegionAdmins = src.Identity.RegionAdmins })
+	set("max-connections", func() { dst.MaxConnections = src.MaxConnections })
+	set("max-connections-per-client", func() { dst.MaxConnectionsPerClient = src.MaxConnectionsPerClient })
+	set("request-body-timeout", func() { dst.RequestBodyTimeout = src.RequestBodyTimeout })
+	set("response-timeout", func() { dst.ResponseTimeout = src.ResponseTimeout })
+	set("max-keys-per-hsm", func() { dst.MaxKeysPerHsm = src.MaxKeysPerHsm })
 }
 
 func portOf(addr string) int {

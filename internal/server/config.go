@@ -40,6 +40,42 @@ type Config struct {
 	BackupDirs []string `json:"backupDirs"`
 	// Identity configures tokens and trusted issuers.
 	Identity IdentityConfig `json:"identity"`
+
+	// MaxConnections caps the region's concurrent connections (default
+	// 1024); beyond it new connections are closed at accept. Keep it well
+	// below the process's file-descriptor limit. The last sixteenth of the
+	// slots go only to client addresses that hold no connection yet, so a
+	// health check gets in while a few addresses hold the rest.
+	MaxConnections int `json:"maxConnections"`
+	// MaxConnectionsPerClient caps the concurrent connections of one client
+	// address (an IPv6 client by its /64; default 64, 0 = no cap). Behind a
+	// reverse proxy or a large NAT every client has the same address: raise
+	// it or set 0 there.
+	MaxConnectionsPerClient int `json:"maxConnectionsPerClient"`
+	// RequestBodyTimeout is how long a request's body may take to arrive
+	// after its headers (default 30s); a slower request fails with 408.
+	RequestBodyTimeout Duration `json:"requestBodyTimeout"`
+	// ResponseTimeout bounds a request from its headers to the end of its
+	// response (default 2m): a client that does not read its answer is cut.
+	ResponseTimeout Duration `json:"responseTimeout"`
+
+	// TokenRatePerAddress limits token requests per client address (IPv6
+	// by /64; default 100/s, bursts of 200); TokenRatePerClient per client
+	// id (default 50/s, bursts of 100). Beyond them the token endpoint
+	// answers 429 with Retry-After, as Entra ID does. Repeated failed
+	// sign-ins of one client id also back off (5 within a minute block it
+	// for 1s, then 2s, 4s, … up to a minute; a success resets).
+	TokenRatePerAddress Rate `json:"tokenRatePerAddress"`
+	TokenRatePerClient  Rate `json:"tokenRatePerClient"`
+	// PrincipalRate limits the authenticated requests of each principal
+	// (object id) on both endpoints (default 2000/s, bursts of 4000);
+	// beyond it the answer is 429 Throttled with Retry-After.
+	PrincipalRate Rate `json:"principalRate"`
+	// MaxKeysPerHsm is how many keys an HSM may hold, soft-deleted ones
+	// included, whatever their versions (default 5000, Managed HSM's
+	// limit; 0 = no limit). New keys beyond it are refused (409
+	// KeyLimitExceeded), and so is a full restore of a backup holding more.
+	MaxKeysPerHsm int `json:"maxKeysPerHsm"`
 	// Clock, if set, is the time of the instance and key lifecycles
 	// (deletion dates, purges, rotations); tests set it. Tokens always use
 	// the real time.
@@ -74,6 +110,20 @@ type TrustedIssuerConfig struct {
 	PrincipalClaim string   `json:"principalClaim"`
 }
 
+// Rate is a rate limit: perSecond requests a second in bursts of up to
+// burst (0: twice perSecond). perSecond 0 turns the limit off.
+type Rate struct {
+	PerSecond float64 `json:"perSecond"`
+	Burst     int     `json:"burst"`
+}
+
+func (r Rate) validate(field string) error {
+	if r.PerSecond < 0 || r.Burst < 0 {
+		return fmt.Errorf("config: %s: perSecond and burst must be 0 or more", field)
+	}
+	return nil
+}
+
 // Duration is a time.Duration written as "90s", "5m" in JSON.
 type Duration struct{ time.Duration }
 
@@ -102,6 +152,15 @@ func DefaultConfig() Config {
 		DNSSuffix:     "managedhsm.localhost",
 		PurgeInterval: Duration{time.Minute},
 		Identity:      IdentityConfig{TokenLifetime: Duration{time.Hour}},
+
+		MaxConnections:          1024,
+		MaxConnectionsPerClient: 64,
+		RequestBodyTimeout:      Duration{30 * time.Second},
+		ResponseTimeout:         Duration{2 * time.Minute},
+		TokenRatePerAddress:     Rate{PerSecond: 100}, // bursts of twice the rate
+		TokenRatePerClient:      Rate{PerSecond: 50},
+		PrincipalRate:           Rate{PerSecond: 2000},
+		MaxKeysPerHsm:           5000,
 	}
 }
 
@@ -146,6 +205,26 @@ func (c Config) Validate() error {
 	}
 	if c.PurgeInterval.Duration <= 0 {
 		return fmt.Errorf("config: purgeInterval must be positive")
+	}
+	if c.MaxConnections < 1 {
+		return fmt.Errorf("config: maxConnections (--max-connections) must be at least 1")
+	}
+	if c.MaxConnectionsPerClient < 0 {
+		return fmt.Errorf("config: maxConnectionsPerClient (--max-connections-per-client) must be 0 (no cap) or more")
+	}
+	if c.RequestBodyTimeout.Duration <= 0 {
+		return fmt.Errorf("config: requestBodyTimeout (--request-body-timeout) must be positive")
+	}
+	if c.ResponseTimeout.Duration < c.RequestBodyTimeout.Duration {
+		return fmt.Errorf("config: responseTimeout (--response-timeout) must be at least requestBodyTimeout")
+	}
+	for field, r := range map[string]Rate{"tokenRatePerAddress": c.TokenRatePerAddress, "tokenRatePerClient": c.TokenRatePerClient, "principalRate": c.PrincipalRate} {
+		if err := r.validate(field); err != nil {
+			return err
+		}
+	}
+	if c.MaxKeysPerHsm < 0 {
+		return fmt.Errorf("config: maxKeysPerHsm (--max-keys-per-hsm) must be 0 (no limit) or more")
 	}
 	if c.Identity.TokenLifetime.Duration < time.Minute || c.Identity.TokenLifetime.Duration > 24*time.Hour {
 		return fmt.Errorf("config: identity.tokenLifetime must be between 1m and 24h")

@@ -30,7 +30,18 @@ func TestLoadConfigFile(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	limits := DefaultConfig()
+	if err := LoadConfigFile(write(`{"maxConnections":100,"maxConnectionsPerClient":0,"requestBodyTimeout":"5s","responseTimeout":"1m",
+		"tokenRatePerAddress":{"perSecond":1.5,"burst":3},"principalRate":{"perSecond":0},"maxKeysPerHsm":10}`), &limits); err != nil {
+		t.Fatal(err)
+	}
+	if limits.MaxConnections != 100 || limits.MaxConnectionsPerClient != 0 || limits.RequestBodyTimeout.Duration != 5*time.Second ||
+		limits.TokenRatePerAddress != (Rate{PerSecond: 1.5, Burst: 3}) || limits.TokenRatePerClient != DefaultConfig().TokenRatePerClient ||
+		limits.PrincipalRate != (Rate{}) || limits.MaxKeysPerHsm != 10 {
+		t.Fatalf("loaded limits %+v", limits)
+	}
 	tests := map[string]string{
+		"unknown rate key":    `{"principalRate":{"perMinute":5}}`,
 		"unknown key":         `{"dataDir":"d","dev":true,"sealType":"pkcs11"}`,
 		"unknown nested key":  `{"identity":{"issuer":"x"}}`,
 		"bad duration":        `{"purgeInterval":"soon"}`,
@@ -57,14 +68,21 @@ func TestConfigValidate(t *testing.T) {
 		mod   func(*Config)
 		field string
 	}{
-		"no data dir":       {func(c *Config) { c.DataDir = "" }, "dataDir"},
-		"bad listen":        {func(c *Config) { c.Listen = "8443" }, "listen"},
-		"region with space": {func(c *Config) { c.Region = "east us" }, "region"},
-		"bad dns suffix":    {func(c *Config) { c.DNSSuffix = ".x" }, "dnsSuffix"},
-		"no tls, no dev":    {func(c *Config) { c.Dev = false }, "tlsCert"},
-		"cert without key":  {func(c *Config) { c.TLSCert = "c.pem" }, "tlsKey"},
-		"zero interval":     {func(c *Config) { c.PurgeInterval.Duration = 0 }, "purgeInterval"},
-		"lifetime too long": {func(c *Config) { c.Identity.TokenLifetime.Duration = 48 * time.Hour }, "tokenLifetime"},
+		"no data dir":             {func(c *Config) { c.DataDir = "" }, "dataDir"},
+		"bad listen":              {func(c *Config) { c.Listen = "8443" }, "listen"},
+		"region with space":       {func(c *Config) { c.Region = "east us" }, "region"},
+		"bad dns suffix":          {func(c *Config) { c.DNSSuffix = ".x" }, "dnsSuffix"},
+		"no tls, no dev":          {func(c *Config) { c.Dev = false }, "tlsCert"},
+		"cert without key":        {func(c *Config) { c.TLSCert = "c.pem" }, "tlsKey"},
+		"zero interval":           {func(c *Config) { c.PurgeInterval.Duration = 0 }, "purgeInterval"},
+		"lifetime too long":       {func(c *Config) { c.Identity.TokenLifetime.Duration = 48 * time.Hour }, "tokenLifetime"},
+		"no connections":          {func(c *Config) { c.MaxConnections = 0 }, "maxConnections"},
+		"negative per-client cap": {func(c *Config) { c.MaxConnectionsPerClient = -1 }, "maxConnectionsPerClient"},
+		"no body timeout":         {func(c *Config) { c.RequestBodyTimeout.Duration = 0 }, "requestBodyTimeout"},
+		"response before body":    {func(c *Config) { c.ResponseTimeout.Duration = time.Second }, "responseTimeout"},
+		"negative rate":           {func(c *Config) { c.PrincipalRate.PerSecond = -1 }, "principalRate"},
+		"negative burst":          {func(c *Config) { c.TokenRatePerClient.Burst = -1 }, "tokenRatePerClient"},
+		"negative key limit":      {func(c *Config) { c.MaxKeysPerHsm = -1 }, "maxKeysPerHsm"},
 		"issuer without keys": {func(c *Config) {
 			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", Audiences: []string{"a"}}}
 		}, "trustedIssuers[0]"},

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,12 +24,14 @@ import (
 	"tresor/internal/atomicfile"
 	"tresor/internal/backup"
 	"tresor/internal/barrier"
+	"tresor/internal/connlimit"
 	"tresor/internal/crypto/keyops"
 	"tresor/internal/identity"
 	"tresor/internal/instances"
 	"tresor/internal/keys"
 	"tresor/internal/policy"
 	"tresor/internal/store"
+	"tresor/internal/throttle"
 	"tresor/internal/uuid"
 )
 
@@ -37,6 +40,7 @@ type Server struct {
 	cfg       Config
 	log       *slog.Logger
 	ln        net.Listener
+	conns     *connlimit.Listener // wraps ln
 	http      *http.Server
 	st        store.Store
 	seal      barrier.Seal
@@ -121,6 +125,10 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
+	s.conns = connlimit.New(s.ln, connlimit.Config{
+		Max: cfg.MaxConnections, PerClient: cfg.MaxConnectionsPerClient,
+		Reserve: connlimit.DefaultReserve(cfg.MaxConnections), OnRefuse: s.refused(),
+	})
 	port := s.ln.Addr().(*net.TCPAddr).Port
 	s.Endpoint = strings.TrimSuffix(cfg.PublicURL, "/")
 	if s.Endpoint == "" {
@@ -151,7 +159,9 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 		ChallengeAuth: cfg.Identity.Authorization, RegionAdmins: cfg.Identity.RegionAdmins,
 		ExternalPrincipals: len(cfg.Identity.TrustedIssuers) > 0,
 		ExtraMgmtAudiences: cfg.Identity.ExtraAudiences, ExtraHSMAudiences: cfg.Identity.ExtraAudiences,
-		Logger: s.log,
+		Logger: s.log, RequestBodyTimeout: cfg.RequestBodyTimeout.Duration,
+		TokenRatePerAddress: api.Rate(cfg.TokenRatePerAddress), TokenRatePerClient: api.Rate(cfg.TokenRatePerClient),
+		PrincipalRate: api.Rate(cfg.PrincipalRate),
 	}
 	var trusted []identity.TrustedIssuer
 	for _, t := range cfg.Identity.TrustedIssuers {
@@ -168,7 +178,7 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	}
 	s.Instances = instances.New(s.st, s.seal, reg.barrier, instances.Config{Region: cfg.Region, TenantID: reg.tenant, Now: cfg.Clock})
 	s.Policy = policy.New(s.Instances, s.st)
-	s.Keys = keys.New(s.Instances, s.st, cfg.Clock)
+	s.Keys = keys.New(s.Instances, s.st, cfg.Clock, keys.MaxKeys(cfg.MaxKeysPerHsm))
 	dir := &principals{st: s.st, now: time.Now}
 	if err := s.bootstrapAdmin(ctx, dir); err != nil {
 		return nil, err
@@ -199,9 +209,13 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	s.http = &http.Server{
 		Handler:           h,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12},
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ReadHeaderTimeout: 10 * time.Second, // also bounds the TLS handshake
+		// The body's own deadline is set per request by the API
+		// (RequestBodyTimeout); WriteTimeout bounds a request from its
+		// headers to the end of its answer.
+		WriteTimeout: cfg.ResponseTimeout.Duration,
+		IdleTimeout:  2 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	if cfg.Dev {
 		if err := s.writeDevEnv(); err != nil {
@@ -334,6 +348,33 @@ func (s *Server) writeDevEnv() error {
 // change state beneath the services).
 func (s *Server) Store() store.Store { return s.st }
 
+// Connections returns how many connections are open (accepted within the
+// connection caps and not yet closed).
+func (s *Server) Connections() int { return s.conns.Open() }
+
+// refused returns the listener's OnRefuse: a warning per refused
+// connection, at most one a second (with the count of those not logged).
+func (s *Server) refused() func(netip.Prefix, string) {
+	var mu sync.Mutex
+	b := throttle.NewBucket(1, 5)
+	skipped := 0
+	return func(client netip.Prefix, why string) {
+		mu.Lock()
+		ok, _ := b.Take(time.Now())
+		n := skipped
+		if ok {
+			skipped = 0
+		} else {
+			skipped++
+		}
+		mu.Unlock()
+		if ok {
+			s.log.Warn("connection refused at a connection cap", "client", client.String(), "cap", why,
+				"maxConnections", s.cfg.MaxConnections, "maxConnectionsPerClient", s.cfg.MaxConnectionsPerClient, "notLogged", n)
+		}
+	}
+}
+
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
@@ -341,7 +382,7 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // finish (up to 30 s) before it returns.
 func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
-	go func() { errc <- s.http.ServeTLS(s.ln, "", "") }()
+	go func() { errc <- s.http.ServeTLS(s.conns, "", "") }()
 	purgeDone := make(chan struct{})
 	pctx, stopPurge := context.WithCancel(ctx)
 	go func() {

@@ -34,6 +34,7 @@ type Server struct {
 
 	mu         sync.Mutex
 	transports []*http.Transport
+	logs       *logBuffer
 }
 
 // Option changes the configuration before start.
@@ -58,14 +59,15 @@ func Start(t testing.TB, opts ...Option) *Server {
 func StartConfig(t testing.TB, cfg server.Config) *Server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg, testWriter{t})
+	logs := &logBuffer{}
+	srv, err := server.New(ctx, cfg, testWriter{t, logs})
 	if err != nil {
 		cancel()
 		t.Fatalf("start server: %v", err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	s := &Server{Server: srv, Addr: srv.Addr(), DataDir: cfg.DataDir, Config: cfg}
+	s := &Server{Server: srv, Addr: srv.Addr(), DataDir: cfg.DataDir, Config: cfg, logs: logs}
 	if b := srv.Bootstrap; b != nil {
 		s.ClientID, s.ClientSecret, s.ObjectID = b.ClientID, b.ClientSecret, b.ObjectID
 	}
@@ -95,9 +97,29 @@ func StartConfig(t testing.TB, cfg server.Config) *Server {
 // Stop stops the server (also done at the end of the test).
 func (s *Server) Stop() { s.stop() }
 
-type testWriter struct{ t testing.TB }
+// Logs returns everything the server has logged so far.
+func (s *Server) Logs() string { return s.logs.String() }
+
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type testWriter struct {
+	t    testing.TB
+	logs *logBuffer
+}
 
 func (w testWriter) Write(p []byte) (int, error) {
+	w.logs.mu.Lock()
+	w.logs.b.Write(p)
+	w.logs.mu.Unlock()
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
