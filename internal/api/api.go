@@ -157,6 +157,11 @@ type route struct {
 	// limit is the body limit in bytes (default 1 MiB).
 	limit int64
 	h     handler
+	// keyName is set by register for routes whose {name} is a key name:
+	// the decoded name must be a valid key name before authorization, so
+	// that no spelling (%2F, dot segments, letters that fold onto ASCII
+	// ones) reaches another key or passes a check meant for another.
+	keyName bool
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, rc *reqCtx) error
@@ -180,6 +185,7 @@ func (a *API) register(rt route) error {
 	if rt.limit == 0 {
 		rt.limit = 1 << 20
 	}
+	rt.keyName = rt.plane == hsmPlane && (strings.HasPrefix(rt.pattern, "/keys/{name}") || strings.HasPrefix(rt.pattern, "/deletedkeys/{name}"))
 	mux := a.region
 	if rt.plane == hsmPlane {
 		mux = a.hsm
@@ -288,6 +294,12 @@ func (a *API) wrap(rt route) http.Handler {
 		if err := a.checkVersion(rt, r); err != nil {
 			a.writeError(w, r, err)
 			return
+		}
+		if rt.keyName {
+			if err := keys.ValidateName(r.PathValue("name")); err != nil {
+				a.writeError(w, r, err)
+				return
+			}
 		}
 		if rt.plane == hsmPlane {
 			if rc.instance.Staging != "" && !rt.duringRestore {
