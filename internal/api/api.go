@@ -229,6 +229,9 @@ func (a *API) hsmName(host string) (string, bool) {
 
 type ctxKey struct{}
 
+// baseKey is the context key of the instance's base URL (see hsmBase).
+type baseKey struct{}
+
 func (a *API) serveHSM(w http.ResponseWriter, r *http.Request, name string) {
 	// Without a token the answer is the challenge, whatever the name: it
 	// must not tell which HSMs exist.
@@ -248,7 +251,9 @@ func (a *API) serveHSM(w http.ResponseWriter, r *http.Request, name string) {
 		a.writeError(w, r, fault.New(fault.NotFound, "NotFound", "no route for %s %s", r.Method, r.URL.Path))
 		return
 	}
-	a.hsm.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, in)))
+	ctx := context.WithValue(r.Context(), ctxKey{}, in)
+	ctx = context.WithValue(ctx, baseKey{}, strings.TrimSuffix(a.hsmURI(in.Key), "/"))
+	a.hsm.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // acceptedAPIVersions are the data-plane api-versions of spec §1.1.
