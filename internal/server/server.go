@@ -64,6 +64,10 @@ type Credentials struct {
 	ObjectID, ClientID, ClientSecret string
 }
 
+// handshakeLogInterval is how often at most a failed TLS handshake is
+// logged (with the count of those left out).
+const handshakeLogInterval = 10 * time.Second
+
 // Region value keys.
 const (
 	keyTenant       = "tenant"
@@ -206,10 +210,10 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	}
 	s.http = &http.Server{
 		Handler:           h,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12},
+		TLSConfig:         tlsConfig(pair),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ErrorLog:          newHandshakeLog(s.log, handshakeLogInterval, time.Now),
 	}
 	if cfg.Dev {
 		if err := s.writeDevEnv(); err != nil {
