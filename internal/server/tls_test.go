@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"crypto/fips140"
 	"crypto/tls"
 	"crypto/x509"
 	"net"
@@ -54,7 +55,7 @@ func TestTLS12Suites(t *testing.T) {
 	}{
 		"ECDHE-ECDSA AES-128-GCM": {[]uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}, true},
 		"ECDHE-ECDSA AES-256-GCM": {[]uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384}, true},
-		"ECDHE-ECDSA ChaCha20":    {[]uint16{tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256}, true},
+		"ECDHE-ECDSA ChaCha20":    {[]uint16{tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256}, !fips140.Enabled()}, // not approved in FIPS 140-3 mode
 		"CBC-SHA1 only": {[]uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,
 			tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA}, false},
 		"ECDSA CBC-SHA256 only": {[]uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256}, false},
