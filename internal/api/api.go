@@ -166,6 +166,11 @@ type route struct {
 	// limit is the body limit in bytes (default 1 MiB).
 	limit int64
 	h     handler
+	// keyName is set by register for routes whose {name} is a key name:
+	// the decoded name must be a valid key name before authorization, so
+	// that no spelling (%2F, dot segments, letters that fold onto ASCII
+	// ones) reaches another key or passes a check meant for another.
+	keyName bool
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, rc *reqCtx) error
@@ -189,6 +194,7 @@ func (a *API) register(rt route) error {
 	if rt.limit == 0 {
 		rt.limit = 1 << 20
 	}
+	rt.keyName = rt.plane == hsmPlane && (strings.HasPrefix(rt.pattern, "/keys/{name}") || strings.HasPrefix(rt.pattern, "/deletedkeys/{name}"))
 	mux := a.region
 	if rt.plane == hsmPlane {
 		mux = a.hsm
@@ -238,6 +244,9 @@ func (a *API) hsmName(host string) (string, bool) {
 
 type ctxKey struct{}
 
+// baseKey is the context key of the instance's base URL (see hsmBase).
+type baseKey struct{}
+
 func (a *API) serveHSM(w http.ResponseWriter, r *http.Request, name string) {
 	// Without a token the answer is the challenge, whatever the name: it
 	// must not tell which HSMs exist.
@@ -257,7 +266,9 @@ func (a *API) serveHSM(w http.ResponseWriter, r *http.Request, name string) {
 		a.writeError(w, r, fault.New(fault.NotFound, "NotFound", "no route for %s %s", r.Method, r.URL.Path))
 		return
 	}
-	a.hsm.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, in)))
+	ctx := context.WithValue(r.Context(), ctxKey{}, in)
+	ctx = context.WithValue(ctx, baseKey{}, strings.TrimSuffix(a.hsmURI(in.Key), "/"))
+	a.hsm.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // acceptedAPIVersions are the data-plane api-versions of spec §1.1.
@@ -307,6 +318,12 @@ func (a *API) wrap(rt route) http.Handler {
 		if err := a.checkVersion(rt, r); err != nil {
 			a.writeError(w, r, err)
 			return
+		}
+		if rt.keyName {
+			if err := keys.ValidateName(r.PathValue("name")); err != nil {
+				a.writeError(w, r, err)
+				return
+			}
 		}
 		if rt.plane == hsmPlane {
 			if rc.instance.Staging != "" && !rt.duringRestore {

@@ -16,9 +16,13 @@ import (
 	"tresor/internal/wire"
 )
 
-// hsmBase is the request's HSM base URL (scheme and host as the client used).
+// hsmBase is the base URL of the request's instance: its hsmUri without
+// the final slash, which serveHSM puts in the context. It comes from the
+// configuration, never from the Host header (which routes without case or
+// port, and is the client's to forge).
 func hsmBase(r *http.Request) string {
-	return "https://" + r.Host
+	base, _ := r.Context().Value(baseKey{}).(string)
+	return base
 }
 
 func sdAccepted(w http.ResponseWriter, r *http.Request, kind string) {

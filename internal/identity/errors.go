@@ -60,6 +60,7 @@ const (
 	reasonUnknownKey      = "unknown signing key"
 	reasonKeysUnavailable = "signing keys unavailable"
 	reasonBadSignature    = "bad signature"
+	reasonHighS           = "ECDSA signature with high S"
 	reasonExpired         = "expired"
 	reasonNotYetValid     = "not yet valid"
 	reasonWrongAudience   = "wrong audience"

@@ -140,6 +140,16 @@ func signJWT(t testing.TB, key any, alg jose.SignatureAlgorithm, kid string, cla
 	if err != nil {
 		t.Fatal(err)
 	}
+	// ECDSA tokens in low-S form, as the region's issuer makes them.
+	pub, _ := key.(*ecdsa.PrivateKey)
+	if j, ok := key.(jose.JSONWebKey); ok {
+		pub, _ = j.Key.(*ecdsa.PrivateKey)
+	}
+	if pub != nil {
+		if s, err = lowSCompact(&pub.PublicKey, s); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return s
 }
 

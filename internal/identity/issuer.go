@@ -239,6 +239,9 @@ func (i *Issuer) Issue(p Principal, audience string) (string, time.Time, error) 
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("identity: Issue: serialize: %w", err)
 	}
+	if token, err = lowSCompact(&i.keys[0].priv.PublicKey, token); err != nil {
+		return "", time.Time{}, fmt.Errorf("identity: Issue: %w", err)
+	}
 	return token, time.Unix(exp, 0), nil
 }
 

@@ -37,6 +37,9 @@ const (
 type verifyKey struct {
 	key  any // *ecdsa.PublicKey or *rsa.PublicKey
 	algs []jose.SignatureAlgorithm
+	// lowS refuses ECDSA signatures with S > N/2: set for the region's
+	// own keys, whose issuer emits only low S (see lows.go).
+	lowS bool
 }
 
 func (k verifyKey) allows(alg jose.SignatureAlgorithm) bool {

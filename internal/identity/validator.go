@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -122,7 +123,7 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 	if l := cfg.Local; l != nil {
 		keys := make(map[string]verifyKey, len(l.keys))
 		for _, k := range l.keys {
-			keys[k.kid] = verifyKey{key: k.PublicJWK().Key, algs: []jose.SignatureAlgorithm{jose.ES256}}
+			keys[k.kid] = verifyKey{key: k.PublicJWK().Key, algs: []jose.SignatureAlgorithm{jose.ES256}, lowS: true}
 		}
 		v.issuers[l.IssuerURL()] = &acceptedIssuer{
 			issuer:         l.IssuerURL(),
@@ -225,6 +226,9 @@ func (v *Validator) Validate(ctx context.Context, token string) (Caller, error) 
 	}
 	if _, err := jws.Verify(key.key); err != nil {
 		return Caller{}, invalid(reasonBadSignature, nil)
+	}
+	if pub, ok := key.key.(*ecdsa.PublicKey); ok && key.lowS && highS(pub, jws.Signatures[0].Signature) {
+		return Caller{}, invalid(reasonHighS, nil)
 	}
 
 	now := v.now()

@@ -30,6 +30,17 @@ func TestParseDuration(t *testing.T) {
 		"wrong order":  {in: "P1D2Y", wantErr: true},
 		"huge":         {in: "P99999999999D", wantErr: true},
 		"lower case d": {in: "P1d", wantErr: true},
+		// Durations that overflow int64 nanoseconds, and durations past the
+		// 100-year bound.
+		"overflow days":    {in: "P213532D", wantErr: true},
+		"overflow sum":     {in: "P200Y200000D", wantErr: true},
+		"overflow hours":   {in: "PT2562048H", wantErr: true},
+		"overflow seconds": {in: "PT9223372037S", wantErr: true},
+		"100 years":        {in: "P100Y", want: 100 * 365 * day},
+		"100 years 1 day":  {in: "P100Y1D", wantErr: true},
+		"36500 days":       {in: "P36500D", want: 36500 * day},
+		"36501 days":       {in: "P36501D", wantErr: true},
+		"max int32 years":  {in: "P2147483647Y", wantErr: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -54,6 +65,10 @@ func TestPolicyValidate(t *testing.T) {
 		"notify only":                    {RotationPolicy{ExpiryTime: "P28D", Actions: []LifetimeAction{{TimeBeforeExpiry: "P7D", Type: "Notify"}}}, true},
 		"no expiry, after create":        {RotationPolicy{Actions: []LifetimeAction{rotate("P30D", "")}}, true},
 		"expiry under 28 days":           {RotationPolicy{ExpiryTime: "P27D"}, false},
+		"expiry overflows":               {RotationPolicy{ExpiryTime: "P213532D"}, false},
+		"expiry over 100 years":          {RotationPolicy{ExpiryTime: "P101Y"}, false},
+		"after create overflows":         {RotationPolicy{Actions: []LifetimeAction{rotate("P213532D", "")}}, false},
+		"before expiry overflows":        {RotationPolicy{ExpiryTime: "P90D", Actions: []LifetimeAction{rotate("", "P213532D")}}, false},
 		"both triggers":                  {RotationPolicy{ExpiryTime: "P90D", Actions: []LifetimeAction{rotate("P30D", "P30D")}}, false},
 		"no trigger":                     {RotationPolicy{ExpiryTime: "P90D", Actions: []LifetimeAction{rotate("", "")}}, false},
 		"before expiry without expiry":   {RotationPolicy{Actions: []LifetimeAction{rotate("", "P30D")}}, false},

@@ -37,21 +37,30 @@ func DefaultPolicy() RotationPolicy {
 
 var durRE = regexp.MustCompile(`^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$`)
 
-// ParseDuration parses an ISO 8601 duration (years are 365 days, months 30).
+// MaxPolicyDuration is the longest duration a rotation policy takes (100
+// years of 365 days): far beyond any key's useful life, and far from the
+// int64 nanoseconds a time.Duration holds (292 years), so that no sum of a
+// creation time and a policy duration overflows.
+const MaxPolicyDuration = 100 * 365 * 24 * time.Hour
+
+// ParseDuration parses an ISO 8601 duration (years are 365 days, months 30)
+// of at most [MaxPolicyDuration].
 func ParseDuration(s string) (time.Duration, error) {
 	m := durRE.FindStringSubmatch(s)
 	if m == nil || s == "P" || strings.HasSuffix(s, "T") {
 		return 0, fmt.Errorf("%q is not an ISO 8601 duration such as P90D or PT12H", s)
 	}
 	units := []time.Duration{365 * 24 * time.Hour, 30 * 24 * time.Hour, 7 * 24 * time.Hour, 24 * time.Hour, time.Hour, time.Minute, time.Second}
+	tooLong := fmt.Errorf("%q is longer than 100 years (P100Y)", s)
 	var d time.Duration
 	for i, u := range units {
 		if m[i+1] == "" {
 			continue
 		}
-		n, err := strconv.ParseInt(m[i+1], 10, 32)
-		if err != nil {
-			return 0, fmt.Errorf("%q: number too large", s)
+		n, err := strconv.ParseInt(m[i+1], 10, 64)
+		// d+n*u ≤ max without overflow: n ≤ (max-d)/u.
+		if err != nil || n > int64((MaxPolicyDuration-d)/u) {
+			return 0, tooLong
 		}
 		d += time.Duration(n) * u
 	}

@@ -163,13 +163,35 @@ type Grant struct {
 
 // Covers reports whether an assignment at scope applies to target: "/"
 // covers everything, "/keys" every key, "/keys/k1" only k1. Key names are
-// compared without case, as Key Vault does.
+// compared without ASCII case, as Key Vault does (they are ASCII letters,
+// digits and hyphens): no Unicode folding, so the Kelvin sign is not a k.
 func Covers(scope, target string) bool {
 	if scope == "/" {
 		return true
 	}
-	return strings.EqualFold(target, scope) ||
-		len(target) > len(scope) && target[len(scope)] == '/' && strings.EqualFold(target[:len(scope)], scope)
+	return asciiEqualFold(target, scope) ||
+		len(target) > len(scope) && target[len(scope)] == '/' && asciiEqualFold(target[:len(scope)], scope)
+}
+
+// asciiEqualFold reports whether a and b are equal after lower-casing
+// their ASCII letters (and nothing else).
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(a) {
+		if lowerASCII(a[i]) != lowerASCII(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // Allowed reports whether grants allow action (without prefix) at target:

@@ -72,6 +72,10 @@ func TestCovers(t *testing.T) {
 		{"/keys/k1", "/keys/k2", false},
 		{"/keys/k1", "/keys", false},
 		{"/keys/k1", "/", false},
+		{"/keys/sk", "/keys/s\u212a", false}, // Kelvin sign
+		{"/keys/sk", "/keys/\u017fk", false}, // long s
+		{"/keys/K1", "/keys/\u212a1", false},
+		{"/KEYS/ABC-1", "/keys/abc-1", true},
 	}
 	for _, tc := range tests {
 		if got := Covers(tc.scope, tc.target); got != tc.want {

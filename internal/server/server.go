@@ -68,6 +68,10 @@ type Credentials struct {
 	ObjectID, ClientID, ClientSecret string
 }
 
+// handshakeLogInterval is how often at most a failed TLS handshake is
+// logged (with the count of those left out).
+const handshakeLogInterval = 10 * time.Second
+
 // Region value keys.
 const (
 	keyTenant       = "tenant"
@@ -179,7 +183,15 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	s.Instances = instances.New(s.st, s.seal, reg.barrier, instances.Config{Region: cfg.Region, TenantID: reg.tenant, Now: cfg.Clock})
 	s.Policy = policy.New(s.Instances, s.st)
 	s.Keys = keys.New(s.Instances, s.st, cfg.Clock, keys.MaxKeys(cfg.MaxKeysPerHsm))
-	dir := &principals{st: s.st, now: time.Now}
+	dir := &principals{st: s.st, mac: reg.records, now: time.Now}
+	if reg.protectedRoot != nil {
+		if err := dir.migrate(ctx, reg.protectedRoot, s.log); err != nil {
+			return nil, err
+		}
+	}
+	if err := dir.verifyAll(ctx); err != nil {
+		return nil, err
+	}
 	if err := s.bootstrapAdmin(ctx, dir); err != nil {
 		return nil, err
 	}
@@ -208,14 +220,14 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	}
 	s.http = &http.Server{
 		Handler:           h,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12},
+		TLSConfig:         tlsConfig(pair),
 		ReadHeaderTimeout: 10 * time.Second, // also bounds the TLS handshake
 		// The body's own deadline is set per request by the API
 		// (RequestBodyTimeout); WriteTimeout bounds a request from its
 		// headers to the end of its answer.
 		WriteTimeout: cfg.ResponseTimeout.Duration,
 		IdleTimeout:  2 * time.Minute,
-		ErrorLog:     slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ErrorLog:     newHandshakeLog(s.log, handshakeLogInterval, time.Now),
 	}
 	if cfg.Dev {
 		if err := s.writeDevEnv(); err != nil {
@@ -229,7 +241,20 @@ type regionState struct {
 	tenant, subscription string
 	barrier              *barrier.Barrier
 	signingKey           *identity.SigningKey
+	// records authenticates the principal records.
+	records *barrier.RecordMAC
+	// protectedRoot is set when the region was written by a version
+	// without record MACs: the root wrapped as protected, stored once the
+	// records have their MACs.
+	protectedRoot []byte
 }
+
+// The names the region root is wrapped under: a region whose root is
+// wrapped under rootNameProtected has a MAC on every principal record.
+const (
+	rootNameLegacy    = "region"
+	rootNameProtected = "region/records-v2"
+)
 
 // initRegion reads the region's identity and keys, creating them on first start.
 func (s *Server) initRegion(ctx context.Context) (regionState, error) {
@@ -274,14 +299,25 @@ func (s *Server) initRegion(ctx context.Context) (regionState, error) {
 		if err != nil {
 			return nil, err
 		}
-		return barrier.WrapRootKey(s.seal, root, "region")
+		return barrier.WrapRootKey(s.seal, root, rootNameProtected)
 	})
 	if err != nil {
 		return rs, err
 	}
-	root, err := barrier.UnwrapRootKey(s.seal, wrapped, "region")
+	// The root's wrap says whether the region's records carry MACs: only
+	// the seal can make either wrap, so no edit of the database makes a
+	// protected region look like one written by an earlier version.
+	root, err := barrier.UnwrapRootKey(s.seal, wrapped, rootNameProtected)
 	if err != nil {
-		return rs, fmt.Errorf("region root key does not open with this seal key: %w", err)
+		if root, err = barrier.UnwrapRootKey(s.seal, wrapped, rootNameLegacy); err != nil {
+			return rs, fmt.Errorf("region root key does not open with this seal key: %w", err)
+		}
+		if rs.protectedRoot, err = barrier.WrapRootKey(s.seal, root, rootNameProtected); err != nil {
+			return rs, err
+		}
+	}
+	if rs.records, err = barrier.NewRecordMAC(root, "region"); err != nil {
+		return rs, err
 	}
 	rb, err := barrier.New(root, barrier.Storage, "region")
 	if err != nil {
@@ -309,7 +345,8 @@ func (s *Server) initRegion(ctx context.Context) (regionState, error) {
 	if err != nil {
 		return rs, err
 	}
-	return regionState{tenant: string(tenant), subscription: string(sub), barrier: rb, signingKey: sk}, nil
+	rs.tenant, rs.subscription, rs.barrier, rs.signingKey = string(tenant), string(sub), rb, sk
+	return rs, nil
 }
 
 // bootstrapAdmin creates the first region administrator when the region

@@ -11,11 +11,15 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"tresor/internal/atomicfile"
@@ -125,4 +129,62 @@ func loadPair(certFile, keyFile string) (*x509.Certificate, *ecdsa.PrivateKey, e
 	}
 	cert, err := x509.ParseCertificate(pair.Certificate[0])
 	return cert, key, err
+}
+
+// tlsConfig is the servers' TLS configuration: TLS 1.2 or 1.3, and in TLS
+// 1.2 only ECDHE key exchange with AEAD ciphers (no CBC, no SHA-1 MACs, no
+// RSA key exchange). TLS 1.3 suites are not configurable and all AEAD.
+func tlsConfig(pair tls.Certificate) *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{pair},
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: tls12Suites,
+	}
+}
+
+var tls12Suites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// handshakeLog is the http.Server's error log: it passes lines to the
+// region's logger, and TLS handshake failures (port scanners, clients that
+// do not trust the CA) at most once per interval, with the number of
+// failures it left out since the line before.
+type handshakeLog struct {
+	log      *slog.Logger
+	interval time.Duration
+	now      func() time.Time
+
+	mu         sync.Mutex
+	next       time.Time // no handshake line before this
+	suppressed int
+}
+
+func newHandshakeLog(l *slog.Logger, interval time.Duration, now func() time.Time) *log.Logger {
+	return log.New(&handshakeLog{log: l, interval: interval, now: now}, "", 0)
+}
+
+func (h *handshakeLog) Write(p []byte) (int, error) {
+	msg := strings.TrimRight(string(p), "\n")
+	if !strings.Contains(msg, "TLS handshake error") {
+		h.log.Warn(msg)
+		return len(p), nil
+	}
+	h.mu.Lock()
+	now := h.now()
+	if now.Before(h.next) {
+		h.suppressed++
+		h.mu.Unlock()
+		return len(p), nil
+	}
+	n := h.suppressed
+	h.suppressed, h.next = 0, now.Add(h.interval)
+	h.mu.Unlock()
+	h.log.Warn(msg, "suppressedSinceLast", n, "logEvery", h.interval.String())
+	return len(p), nil
 }

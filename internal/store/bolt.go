@@ -603,8 +603,13 @@ func (r boltReader) RegionValue(key string) ([]byte, error) {
 
 func (r boltReader) Principal(objectID string) (Principal, error) {
 	var p Principal
-	err := getJSON(r.t, bPrincipals, objectID, &p)
-	return p, err
+	if err := getJSON(r.t, bPrincipals, objectID, &p); err != nil {
+		return Principal{}, err
+	}
+	if p.ObjectID != objectID {
+		return Principal{}, fmt.Errorf("principals record %s holds principal %s: %w", objectID, p.ObjectID, ErrMismatch)
+	}
+	return p, nil
 }
 
 func (r boltReader) PrincipalByClientID(clientID string) (Principal, error) {
@@ -612,11 +617,28 @@ func (r boltReader) PrincipalByClientID(clientID string) (Principal, error) {
 	if oid == nil {
 		return Principal{}, ErrNotFound
 	}
-	return r.Principal(string(oid))
+	p, err := r.Principal(string(oid))
+	if errors.Is(err, ErrNotFound) {
+		return Principal{}, fmt.Errorf("principals-by-client record %s names principal %s, which does not exist: %w", clientID, oid, ErrMismatch)
+	}
+	if err == nil && p.ClientID != clientID {
+		return Principal{}, fmt.Errorf("principals-by-client record %s names principal %s of client %s: %w", clientID, oid, p.ClientID, ErrMismatch)
+	}
+	return p, err
 }
 
 func (r boltReader) Principals() ([]Principal, error) {
-	return decodeAll[Principal](r.t.list(bPrincipals))
+	kvs := r.t.list(bPrincipals)
+	ps, err := decodeAll[Principal](kvs)
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range ps {
+		if p.ObjectID != kvs[i].Key {
+			return nil, fmt.Errorf("principals record %s holds principal %s: %w", kvs[i].Key, p.ObjectID, ErrMismatch)
+		}
+	}
+	return ps, nil
 }
 
 func (r boltReader) Instance(name string) (Instance, error) {

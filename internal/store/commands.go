@@ -159,6 +159,15 @@ type DeletePrincipal struct {
 	ObjectID string `json:"objectId"`
 }
 
+// ReplacePrincipals rewrites existing principals (each must exist with the
+// same object id and client id) and puts region values, all in one
+// transaction: what a migration of the region's records (adding their MACs
+// and the region's marker that they have them) needs to be all or nothing.
+type ReplacePrincipals struct {
+	Principals   []Principal `json:"principals"`
+	RegionValues []KV        `json:"regionValues,omitempty"`
+}
+
 // CreateInstance adds an instance record (generation 1, epoch 1, no writes)
 // and its first values. The name must not be in use, not even by a
 // soft-deleted instance.
@@ -338,6 +347,7 @@ type RecordBackupRun struct {
 func (PutRegionValue) CommandType() string      { return "PutRegionValue" }
 func (CreatePrincipal) CommandType() string     { return "CreatePrincipal" }
 func (DeletePrincipal) CommandType() string     { return "DeletePrincipal" }
+func (ReplacePrincipals) CommandType() string   { return "ReplacePrincipals" }
 func (CreateInstance) CommandType() string      { return "CreateInstance" }
 func (UpdateInstance) CommandType() string      { return "UpdateInstance" }
 func (DeleteInstance) CommandType() string      { return "DeleteInstance" }
@@ -361,6 +371,7 @@ var registry = map[string]func() Command{
 	"PutRegionValue":      func() Command { return &PutRegionValue{} },
 	"CreatePrincipal":     func() Command { return &CreatePrincipal{} },
 	"DeletePrincipal":     func() Command { return &DeletePrincipal{} },
+	"ReplacePrincipals":   func() Command { return &ReplacePrincipals{} },
 	"CreateInstance":      func() Command { return &CreateInstance{} },
 	"UpdateInstance":      func() Command { return &UpdateInstance{} },
 	"DeleteInstance":      func() Command { return &DeleteInstance{} },
@@ -462,6 +473,43 @@ func (c DeletePrincipal) apply(tx txn) error {
 		return err
 	}
 	return tx.del(bPrincipals, c.ObjectID)
+}
+
+func (c ReplacePrincipals) apply(tx txn) error {
+	encoded := make([][]byte, len(c.Principals))
+	for i, p := range c.Principals {
+		var old Principal
+		if err := getJSON(tx, bPrincipals, p.ObjectID, &old); err != nil {
+			return fmt.Errorf("principal %s: %w", p.ObjectID, err)
+		}
+		if old.ClientID != p.ClientID {
+			return fmt.Errorf("principal %s: client id %s changes to %s: %w", p.ObjectID, old.ClientID, p.ClientID, ErrConflict)
+		}
+		b, err := json.Marshal(p)
+		if err != nil {
+			return fmt.Errorf("store: encode principal %s: %w", p.ObjectID, err)
+		}
+		encoded[i] = b
+	}
+	for _, kv := range c.RegionValues {
+		if err := checkName("region key", kv.Key); err != nil {
+			return err
+		}
+		if err := checkValue("region value", kv.Value); err != nil {
+			return err
+		}
+	}
+	for i, p := range c.Principals {
+		if err := tx.put(bPrincipals, p.ObjectID, encoded[i]); err != nil {
+			return err
+		}
+	}
+	for _, kv := range c.RegionValues {
+		if err := tx.put(bRegion, kv.Key, kv.Value); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (c CreateInstance) apply(tx txn) error {

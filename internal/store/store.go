@@ -95,6 +95,9 @@ var (
 	// ErrBusy: the instance is being replaced (it is staging); the command
 	// may succeed once the stage is committed or aborted.
 	ErrBusy = errors.New("store: busy")
+	// ErrMismatch: a principal record found under one object id (or client
+	// id) names another: the database was changed outside the store.
+	ErrMismatch = errors.New("store: record does not match its key")
 	// ErrStop is returned by a [Reader.ForEach] callback to end the walk
 	// early; ForEach then returns nil.
 	ErrStop = errors.New("store: stop")
@@ -197,7 +200,11 @@ type KV struct {
 }
 
 // Principal is a service principal of the region's identity service. The
-// secret is kept only as a salted hash.
+// secret is kept only as a salted hash. The store keeps MAC as it is given:
+// the identity service computes and checks it (records are readable in
+// clear, and the MAC, under a key of the region's root, tells an edit made
+// outside Tresor). Readers return a record only under its own object id
+// and client id ([ErrMismatch] otherwise).
 type Principal struct {
 	ObjectID    string    `json:"objectId"`
 	ClientID    string    `json:"clientId"`
@@ -205,6 +212,7 @@ type Principal struct {
 	SecretHash  []byte    `json:"secretHash"`
 	RegionAdmin bool      `json:"regionAdmin"`
 	Created     time.Time `json:"created"`
+	MAC         []byte    `json:"mac,omitempty"`
 }
 
 // Instance is the stored record of an HSM instance.
