@@ -179,7 +179,12 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	if err != nil {
 		return nil, err
 	}
-	s.Instances = instances.New(s.st, s.seal, reg.barrier, instances.Config{Region: cfg.Region, TenantID: reg.tenant, Now: cfg.Clock})
+	// Control-plane rights follow the local RBAC state, which the policy
+	// service (made just below, on the instances service) reads.
+	admins := func(ctx context.Context, in instances.Instance) ([]string, error) {
+		return s.Policy.Administrators(ctx, in)
+	}
+	s.Instances = instances.New(s.st, s.seal, reg.barrier, instances.Config{Region: cfg.Region, TenantID: reg.tenant, Now: cfg.Clock, Administrators: admins})
 	s.Policy = policy.New(s.Instances, s.st)
 	s.Keys = keys.New(s.Instances, s.st, cfg.Clock)
 	dir := &principals{st: s.st, now: time.Now}
