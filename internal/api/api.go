@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"tresor/internal/keys"
 	"tresor/internal/policy"
 	"tresor/internal/uuid"
+	"tresor/internal/wire"
 )
 
 // Config configures the API.
@@ -203,7 +205,10 @@ func (a *API) register(rt route) error {
 	return nil
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler. A panic while serving (bbolt panics
+// on some damaged pages; a memory fault on the mapped store file is made
+// a panic too) fails that request with a 500 in Azure's error body and a
+// log line, instead of dropping the connection.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if d := a.cfg.RequestBodyTimeout; d > 0 {
 		// Bounds reading the body, also the part net/http drains after a
@@ -211,6 +216,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// trickles a body cannot hold its connection longer.
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
 	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	rw := &panicWriter{ResponseWriter: w}
+	defer a.recoverPanic(rw, r)
+	w = rw
 	h := w.Header()
 	h.Set("x-ms-request-id", uuid.New())
 	h.Set("Cache-Control", "no-cache")
@@ -226,6 +235,47 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.region.ServeHTTP(w, r) // sets the path values
+}
+
+// panicWriter records whether the response has begun, so that a panic
+// can still be answered when it has not.
+type panicWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *panicWriter) WriteHeader(code int) {
+	w.wrote = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *panicWriter) Write(p []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap gives http.ResponseController the connection's writer.
+func (w *panicWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// recoverPanic turns a panic of the request into a logged 500 with the
+// generic internal-error body. The log line has the request id, the
+// route and the panic with its stack: never request bodies or keys.
+// http.ErrAbortHandler keeps its meaning (abort the response quietly).
+func (a *API) recoverPanic(w *panicWriter, r *http.Request) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	if p == http.ErrAbortHandler {
+		panic(p)
+	}
+	a.log.ErrorContext(r.Context(), "panic serving a request", "requestId", w.Header().Get("x-ms-request-id"),
+		"method", r.Method, "host", r.Host, "path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	if w.wrote {
+		panic(http.ErrAbortHandler) // the response has begun: end it, as net/http would
+	}
+	fe := fault.New(fault.Internal, "InternalError", "the server met an internal error; the request id is %s", w.Header().Get("x-ms-request-id"))
+	writeJSON(w, http.StatusInternalServerError, wire.Error{Error: wire.ErrorDetail{Code: fe.Code, Message: fe.Message}})
 }
 
 // hsmName returns the instance name of an HSM host.

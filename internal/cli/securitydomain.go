@@ -141,10 +141,11 @@ an existing file is never overwritten. Prints the operation's final status.`,
 }
 
 // custodianJWKs reads custodian certificates (PEM, or DER) and makes the
-// JWKs of a download request, refusing the same certificate twice.
+// JWKs of a download request, refusing the same certificate twice and two
+// certificates for one key (the same modulus).
 func custodianJWKs(paths []string) ([]wire.SecurityDomainJWK, error) {
 	var jwks []wire.SecurityDomainJWK
-	seen := map[string]string{}
+	seen, seenKey := map[string]string{}, map[string]string{}
 	for _, p := range paths {
 		data, err := readInputFile(p)
 		if err != nil {
@@ -163,7 +164,14 @@ func custodianJWKs(paths []string) ([]wire.SecurityDomainJWK, error) {
 		if prev, dup := seen[jwk.X5TS256]; dup {
 			return nil, fmt.Errorf("%s and %s are the same certificate: each custodian needs their own", prev, p)
 		}
-		seen[jwk.X5TS256] = p
+		// One key in two certificates would give its holder two shares,
+		// so fewer custodians than the quorum could decrypt the domain.
+		// n is the modulus as a minimal big-endian number: one encoding
+		// per key, whatever the certificates look like.
+		if prev, dup := seenKey[jwk.N]; dup {
+			return nil, fmt.Errorf("%s and %s are certificates for the same key: each custodian needs their own key pair", prev, p)
+		}
+		seen[jwk.X5TS256], seenKey[jwk.N] = p, p
 		jwks = append(jwks, jwk)
 	}
 	return jwks, nil

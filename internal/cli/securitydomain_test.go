@@ -213,6 +213,16 @@ func TestSecurityDomainDownloadRefusals(t *testing.T) {
 	writeCert(t, p("small.cer"), small, &small.PublicKey)
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	writeCert(t, p("ec.cer"), ec, &ec.PublicKey)
+	// A second certificate for sd1's key: another certificate, the same key.
+	pemKey, err := os.ReadFile(p("sd1.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd1Key, err := securitydomain.ParsePrivateKeyPEM(pemKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeCert(t, p("sd1-again.cer"), sd1Key, &sd1Key.PublicKey)
 	if err := os.Mkdir(p("adir"), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -244,6 +254,8 @@ func TestSecurityDomainDownloadRefusals(t *testing.T) {
 			"ec.cer: the certificate's key is ECDSA, not RSA"},
 		"duplicate": {append([]string{"--sd-quorum", "2", "--sd-wrapping-keys"}, certs("sd1.cer", "sd2.cer", "sd1.cer")...),
 			"are the same certificate"},
+		"one key in two certificates": {append([]string{"--sd-quorum", "2", "--sd-wrapping-keys"}, certs("sd1.cer", "sd1-again.cer", "sd2.cer")...),
+			"sd1.cer and " + p("sd1-again.cer") + " are certificates for the same key: each custodian needs their own key pair"},
 		"private key instead of certificate": {append([]string{"--sd-quorum", "2", "--sd-wrapping-keys"}, certs("sd1.pem", "sd2.cer", "sd3.cer")...),
 			"sd1.pem: no CERTIFICATE in the PEM file"},
 		"missing file": {append([]string{"--sd-quorum", "2", "--sd-wrapping-keys"}, certs("sd1.cer", "sd2.cer", "nope.cer")...),

@@ -120,6 +120,13 @@ type Config struct {
 	Region   string // location name
 	TenantID string
 	Now      func() time.Time
+	// Administrators returns the object ids (lower case) that hold the
+	// Managed HSM Administrator role at scope "/" in the instance's
+	// current local RBAC state (the policy service answers it): they,
+	// and region administrators, have the control-plane rights. Nil
+	// means the initial administrators, which is what the RBAC state
+	// holds until its first change.
+	Administrators func(ctx context.Context, in Instance) ([]string, error)
 }
 
 // Service manages instances. It is safe for concurrent use.
@@ -499,15 +506,26 @@ func (s *Service) list(ctx context.Context, keep func(store.Instance) bool) ([]I
 }
 
 // IsAdministrator reports whether c may manage the instance through the
-// control plane: a region administrator, or one of the instance's initial
-// administrators. Local RBAC (the data plane) grants no control-plane
-// rights, as in Azure, so a principal that can write role assignments
-// cannot make itself able to delete or purge the instance.
-func (s *Service) IsAdministrator(_ context.Context, c Caller, in Instance) (bool, error) {
+// control plane (update, delete, recover, purge): a region administrator,
+// or a holder of the Managed HSM Administrator role at scope "/" in the
+// instance's current local RBAC state ([Config.Administrators]). Until
+// the first role change that is the initial administrators (creation
+// assigns them the role, and an instance that is not activated takes no
+// role change); after it, rights follow the assignments, so an
+// administrator whose assignment is removed loses them and a principal
+// granted the role gains them.
+func (s *Service) IsAdministrator(ctx context.Context, c Caller, in Instance) (bool, error) {
 	if c.RegionAdmin {
 		return true, nil
 	}
-	return slices.ContainsFunc(in.InitialAdmins, func(a string) bool { return strings.EqualFold(a, c.ObjectID) }), nil
+	admins := in.InitialAdmins
+	if s.cfg.Administrators != nil {
+		var err error
+		if admins, err = s.cfg.Administrators(ctx, in); err != nil {
+			return false, err
+		}
+	}
+	return slices.ContainsFunc(admins, func(a string) bool { return strings.EqualFold(a, c.ObjectID) }), nil
 }
 
 func (s *Service) mustAdmin(ctx context.Context, c Caller, in Instance, what string) error {

@@ -34,6 +34,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"tresor/internal/barrier"
@@ -108,6 +109,24 @@ func (s *Service) Policy(ctx context.Context, in instances.Instance) (rbac.Polic
 		return rbac.Policy{}, 0, err
 	}
 	return st.policy, st.in.Generation, nil
+}
+
+// Administrators returns the principals (object ids, lower case) that
+// hold the Managed HSM Administrator role at scope "/" in the instance's
+// current RBAC state: the control-plane administrators besides the
+// region's (see [instances.Config.Administrators]).
+func (s *Service) Administrators(ctx context.Context, in instances.Instance) ([]string, error) {
+	st, err := s.read(ctx, in.Key)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, a := range st.policy.Assignments {
+		if a.RoleID == rbac.AdministratorID && a.Scope == "/" && !slices.Contains(out, a.PrincipalID) {
+			out = append(out, a.PrincipalID)
+		}
+	}
+	return out, nil
 }
 
 // PutRoleDefinition creates or replaces the custom role r (made by

@@ -41,7 +41,7 @@
 //
 // Errors are matched with errors.Is against the sentinels
 // [ErrInsufficientShares], [ErrWrongExchangeKey], [ErrTampered],
-// [ErrMalformed], [ErrMissingTag], [ErrDuplicateTag], [ErrKeyMismatch],
+// [ErrMalformed], [ErrMissingTag], [ErrDuplicateTag], [ErrDuplicateKey], [ErrKeyMismatch],
 // [ErrPasswordRequired] and [ErrIncorrectPassword]; a [*TamperedError] says
 // which item failed authentication. Error messages never contain key
 // material. No function panics on malformed input.

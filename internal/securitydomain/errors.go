@@ -116,3 +116,9 @@ func quoteTag(tag string) string {
 	}
 	return fmt.Sprintf("%q", tag)
 }
+
+// ErrDuplicateKey is returned by [BuildFile] when two custodian
+// certificates hold the same RSA key (the same modulus), even if the
+// certificates differ: its holder would get two shares, so fewer custodians
+// than the quorum could rebuild the master key.
+var ErrDuplicateKey = errors.New("securitydomain: two certificates hold the same public key")

@@ -222,7 +222,8 @@ func (f *File) Marshal() ([]byte, error) {
 // KDF(master, tag, "", 512), and the master key split with Shamir into one
 // share per certificate (x = 1..n in certificate order) with quorum
 // required, each share encrypted to its certificate. It needs 3 to 10
-// distinct RSA certificates of at least 2048 bits, 2 <= required <=
+// RSA certificates of at least 2048 bits, no two of them for the same key
+// ([ErrDuplicateKey]), 2 <= required <=
 // len(certs), and blobs with unique non-empty tags. Randomness comes from
 // rand, or crypto/rand when nil. The result is the JSON file text.
 func BuildFile(blobs []Blob, certs []*Certificate, required int, rand io.Reader) ([]byte, error) {
@@ -236,17 +237,14 @@ func BuildFile(blobs []Blob, certs []*Certificate, required int, rand io.Reader)
 		return nil, fmt.Errorf("securitydomain: required must be between %d and the number of certificates (%d)", MinRequired, len(certs))
 	}
 	parsed := make([]*Certificate, len(certs))
-	seen := make(map[string]bool, len(certs))
 	for i, c := range certs {
 		p, err := checkCertificate(c)
 		if err != nil {
 			return nil, fmt.Errorf("%w (certificate %d)", err, i)
 		}
-		tp := p.Thumbprint()
-		if seen[tp] {
-			return nil, fmt.Errorf("securitydomain: certificate %d is a duplicate", i)
+		if err := checkDistinctKey(parsed[:i], p); err != nil {
+			return nil, err
 		}
-		seen[tp] = true
 		parsed[i] = p
 	}
 	r := randOrDefault(rand)
@@ -280,6 +278,25 @@ func BuildFile(blobs []Blob, certs []*Certificate, required int, rand io.Reader)
 		f.Data[i] = EncryptedBlob{Tag: d.Tag, CompactJWE: d.CompactJWE}
 	}
 	return f.Marshal()
+}
+
+// checkDistinctKey returns an error wrapping [ErrDuplicateKey] when c holds
+// the key of one of the certificates before it. Keys are compared by their
+// modulus alone, as numbers: the holder of a private key knows the
+// factors of its modulus and so every private exponent for it, and two
+// encodings of one key (other certificate fields, signature algorithm,
+// exponent) are the same key.
+func checkDistinctKey(before []*Certificate, c *Certificate) error {
+	for j, b := range before {
+		if b.Public.N.Cmp(c.Public.N) != 0 {
+			continue
+		}
+		if b.Thumbprint() == c.Thumbprint() {
+			return fmt.Errorf("%w: certificates %d and %d are the same certificate; each custodian needs their own key pair", ErrDuplicateKey, j, len(before))
+		}
+		return fmt.Errorf("%w: certificates %d and %d are different certificates for one RSA key; each custodian needs their own key pair", ErrDuplicateKey, j, len(before))
+	}
+	return nil
 }
 
 // Custodian is a holder of one security-domain key pair: the certificate

@@ -2,11 +2,17 @@ package securitydomain
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"strings"
 	"testing"
+	"time"
 
 	"pgregory.net/rapid"
 )
@@ -305,4 +311,74 @@ func TestFlippedShareBitProperty(t *testing.T) {
 			rt.Fatalf("unexpected error kind: %v", err)
 		}
 	})
+}
+
+// sameKeyCert returns a second certificate for the key of c: another
+// subject, serial and signature algorithm, so that its DER and thumbprint
+// differ while its public key does not. pub, when not nil, is the public
+// key put in the certificate instead (to vary the exponent).
+func sameKeyCert(t *testing.T, c Custodian, pub *rsa.PublicKey, sigAlg x509.SignatureAlgorithm) *Certificate {
+	t.Helper()
+	if pub == nil {
+		pub = &c.Key.PublicKey
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:       big.NewInt(42),
+		Subject:            pkix.Name{CommonName: "the same custodian again", Organization: []string{"elsewhere"}},
+		NotBefore:          time.Now().Add(-48 * time.Hour),
+		NotAfter:           time.Now().Add(365 * 24 * time.Hour),
+		SignatureAlgorithm: sigAlg,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, c.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert.Thumbprint() == c.Cert.Thumbprint() {
+		t.Fatal("the second certificate has the same thumbprint")
+	}
+	return cert
+}
+
+// One key in two certificates would give its holder two shares: a quorum
+// of 2 met by one custodian. BuildFile refuses any two certificates with
+// the same modulus, whatever their encoding or exponent.
+func TestBuildFileRefusesSharedKey(t *testing.T) {
+	cs := genCustodians(t, 10)
+	certs := certsOf(cs)
+	again := sameKeyCert(t, cs[0], nil, x509.SHA256WithRSA)
+	pss := sameKeyCert(t, cs[1], nil, x509.SHA384WithRSAPSS)
+	otherE := sameKeyCert(t, cs[2], &rsa.PublicKey{N: cs[2].Key.N, E: 65539}, x509.SHA512WithRSA)
+	tests := map[string]struct {
+		certs    []*Certificate
+		required int
+		first    int // the certificate the duplicate repeats
+		second   int // the duplicate
+	}{
+		"cert_0, its twin, cert_1 at quorum 2": {[]*Certificate{certs[0], again, certs[1]}, 2, 0, 1},
+		"twin last":                            {[]*Certificate{certs[0], certs[1], certs[2], again}, 2, 0, 3},
+		"twin first":                           {[]*Certificate{again, certs[1], certs[0]}, 2, 0, 2},
+		"PSS-signed twin":                      {[]*Certificate{certs[0], certs[1], pss}, 3, 1, 2},
+		"same modulus, other exponent":         {[]*Certificate{certs[2], otherE, certs[0]}, 2, 0, 1},
+		"ten certificates, twin among them":    {append(append([]*Certificate(nil), certs[:9]...), pss), 10, 1, 9},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			data, err := BuildFile(tresorBlobs(), tc.certs, tc.required, nil)
+			if !errors.Is(err, ErrDuplicateKey) || data != nil {
+				t.Fatalf("BuildFile = %d bytes, %v; want ErrDuplicateKey", len(data), err)
+			}
+			want := fmt.Sprintf("certificates %d and %d", tc.first, tc.second)
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not name %s", err, want)
+			}
+		})
+	}
+	// Distinct keys are still fine.
+	if _, err := BuildFile(tresorBlobs(), []*Certificate{again, certs[1], certs[2]}, 2, nil); err != nil {
+		t.Errorf("distinct keys refused: %v", err)
+	}
 }

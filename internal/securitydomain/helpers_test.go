@@ -151,15 +151,12 @@ func selfSigned(t testing.TB, cn string, key crypto.Signer) []byte {
 	return der
 }
 
-// keyPoolSize is how many distinct RSA-2048 keys the tests generate.
-const keyPoolSize = 3
-
 // genCustodian returns custodian i: a fresh self-signed certificate named
-// custodian-i over pool key i%keyPoolSize. Custodians i and i+keyPoolSize
-// share a key but not a certificate (nor a thumbprint).
+// custodian-i over cached key i. Custodians never share a key: a file
+// refuses two certificates of one key.
 func genCustodian(t testing.TB, i int) Custodian {
 	t.Helper()
-	key := cachedRSAKey(t, fmt.Sprintf("pool-%d", i%keyPoolSize), 2048)
+	key := cachedRSAKey(t, fmt.Sprintf("pool-%d", i), 2048)
 	der := selfSigned(t, fmt.Sprintf("custodian-%d", i), key)
 	c, err := ParseCertificate(der)
 	if err != nil {

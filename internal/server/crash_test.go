@@ -46,6 +46,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(crashChildEnv) == "1" {
 		os.Exit(runCrashChild())
 	}
+	if os.Getenv(cliChildEnv) == "1" {
+		os.Exit(runCLIChild())
+	}
 	os.Exit(m.Run())
 }
 

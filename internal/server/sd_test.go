@@ -1,13 +1,18 @@
 package server_test
 
 import (
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"tresor/internal/securitydomain"
 	"tresor/internal/server/servertest"
@@ -257,4 +262,62 @@ func tamperCiphertext(t *testing.T, blob []byte) []byte {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// twinCustodian returns a second self-signed certificate for c's key: a
+// different certificate (subject, serial, thumbprint), the same key.
+func twinCustodian(t *testing.T, c securitydomain.Custodian) securitydomain.Custodian {
+	t.Helper()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "second certificate, same key"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &c.Key.PublicKey, c.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := securitydomain.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return securitydomain.Custodian{Cert: cert, Key: c.Key}
+}
+
+// A download to cert_0, a second certificate for cert_0's key and cert_1 at
+// quorum 2 would let cert_0's holder alone rebuild the domain: it is a 400
+// and the HSM stays NotActivated.
+func TestSecurityDomainDownloadRefusesOneKeyTwice(t *testing.T) {
+	s := servertest.Start(t)
+	c := newCall(t, s)
+	arm := s.AdminToken(t)
+	hsm := s.Token(t, s.ClientID, s.ClientSecret, s.HSMResource())
+	if code, _, body := c.do("PUT", c.hsmPath("quorum"), arm, createBody(s.ObjectID)); code != 202 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	sd1, sd2, sd3 := custodian(t, "sd1"), custodian(t, "sd2"), custodian(t, "sd3")
+	twin := twinCustodian(t, sd1)
+	url := s.HSMURL("quorum") + "/securitydomain/download?api-version=7.2"
+	tests := map[string]wire.CertificateInfo{
+		"cert_0, its twin, cert_1 at quorum 2": downloadBody(2, sd1, twin, sd2),
+		"twin last at quorum 3":                downloadBody(3, sd1, sd2, sd3, twin),
+		"twin first":                           downloadBody(2, twin, sd2, sd1),
+	}
+	for name, req := range tests {
+		t.Run(name, func(t *testing.T) {
+			code, _, body := c.do("POST", url, hsm, req)
+			wantError(t, code, body, http.StatusBadRequest, "BadParameter")
+			if !strings.Contains(string(body), "different certificates for one RSA key") {
+				t.Errorf("the message does not say why: %s", body)
+			}
+		})
+	}
+	if st := activation(t, c, "quorum", arm); st != "NotActivated" {
+		t.Fatalf("the HSM is %s after the refused downloads", st)
+	}
+	code, _, body := c.do("GET", s.HSMURL("quorum")+"/securitydomain/download/pending", hsm, nil)
+	if code != http.StatusNotFound {
+		t.Errorf("a refused download left an operation: %d %s", code, body)
+	}
+	// Three keys are fine.
+	if code, _, body := c.do("POST", url, hsm, downloadBody(2, twin, sd2, sd3)); code != http.StatusAccepted {
+		t.Fatalf("download with distinct keys: %d %s", code, body)
+	}
 }

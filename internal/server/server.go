@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -119,12 +120,24 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	if sealFile == "" {
 		sealFile = filepath.Join(cfg.DataDir, "seal.key")
 	}
-	if s.seal, err = barrier.OpenFileSeal(sealFile, true); err != nil {
+	dbFile := filepath.Join(cfg.DataDir, "tresor.db")
+	// A seal key is only made for a new store: one made for an existing
+	// store would not open it, and would stand in the way of the real one.
+	fi, statErr := os.Stat(dbFile)
+	existing := statErr == nil && fi.Size() > 0
+	seal, err := barrier.OpenFileSeal(sealFile, !existing)
+	if err != nil {
+		if existing && errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("the seal key file %s is missing, and %s holds a region sealed with it: put the seal key file back (or name it with --seal-key-file)", sealFile, dbFile)
+		}
 		return nil, err
 	}
-	if s.st, err = store.OpenBolt(filepath.Join(cfg.DataDir, "tresor.db")); err != nil {
-		return nil, err
+	s.seal = seal
+	st, err := store.OpenBolt(dbFile)
+	if err != nil {
+		return nil, openStoreError(cfg.DataDir, err)
 	}
+	s.st = st
 	s.ln, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
@@ -180,7 +193,12 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	if err != nil {
 		return nil, err
 	}
-	s.Instances = instances.New(s.st, s.seal, reg.barrier, instances.Config{Region: cfg.Region, TenantID: reg.tenant, Now: cfg.Clock})
+	// Control-plane rights follow the local RBAC state, which the policy
+	// service (made just below, on the instances service) reads.
+	admins := func(ctx context.Context, in instances.Instance) ([]string, error) {
+		return s.Policy.Administrators(ctx, in)
+	}
+	s.Instances = instances.New(s.st, s.seal, reg.barrier, instances.Config{Region: cfg.Region, TenantID: reg.tenant, Now: cfg.Clock, Administrators: admins})
 	s.Policy = policy.New(s.Instances, s.st)
 	s.Keys = keys.New(s.Instances, s.st, cfg.Clock, keys.MaxKeys(cfg.MaxKeysPerHsm))
 	dir := &principals{st: s.st, mac: reg.records, now: time.Now}
@@ -235,6 +253,26 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 		}
 	}
 	return s, nil
+}
+
+// openStoreError says in one line what keeps the store file from opening
+// and how to fix it.
+func openStoreError(dataDir string, err error) error {
+	var oe *store.OpenError
+	if !errors.As(err, &oe) {
+		return err
+	}
+	switch {
+	case errors.Is(err, store.ErrLocked):
+		return fmt.Errorf("data directory %s is in use by another tresor server (lock held on %s): stop that server, or give this one another --data-dir", dataDir, oe.Path)
+	case errors.Is(err, store.ErrCorrupt):
+		return fmt.Errorf("the store file %s is damaged (%v): restore it from a copy, or move it away to start an empty region", oe.Path, oe.Err)
+	case errors.Is(err, store.ErrForeign):
+		return fmt.Errorf("%s is not a Tresor store (%v; another program's data?): give tresor a data directory of its own", oe.Path, oe.Err)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("cannot open the store file %s for writing (permission denied): the data directory and its files must be writable by the user that runs tresor", oe.Path)
+	}
+	return err
 }
 
 type regionState struct {

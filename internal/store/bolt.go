@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -103,7 +106,56 @@ func (c *instanceCache) get(name string, raw []byte) (Instance, error) {
 	return in, nil
 }
 
-// OpenBolt opens (or creates) the store file at path with mode 0600.
+// Errors of [OpenBolt], inside an [*OpenError]. Callers test them with
+// errors.Is. A permission problem is an [fs.ErrPermission] instead.
+var (
+	// ErrLocked: another process holds the store file's lock (bbolt's
+	// flock); it did not go away within [LockTimeout].
+	ErrLocked = errors.New("store: locked by another process")
+	// ErrCorrupt: the file is not a whole bbolt file: truncated, garbage,
+	// a bad meta page or checksum, or a page that does not read.
+	ErrCorrupt = errors.New("store: damaged")
+	// ErrForeign: the file is a sound bbolt file that holds data that is
+	// not a Tresor store's (buckets we do not have, no applied index).
+	ErrForeign = errors.New("store: not a Tresor store")
+)
+
+// LockTimeout is how long [OpenBolt] waits for another process to release
+// the store file's lock before it returns [ErrLocked]: long enough for a
+// server that is stopping to let go, short enough to say why at once.
+const LockTimeout = 5 * time.Second
+
+// OpenError is an error of [OpenBolt]: the file and what is wrong with it.
+type OpenError struct {
+	// Path is the store file.
+	Path string
+	// Kind is [ErrLocked], [ErrCorrupt] or [ErrForeign], or nil for other
+	// failures (such as a permission error, which Err then holds).
+	Kind error
+	// Err is the cause as bbolt or the OS gave it, or a description.
+	Err error
+}
+
+// Error implements error.
+func (e *OpenError) Error() string {
+	if e.Kind == nil {
+		return fmt.Sprintf("store: open %s: %v", e.Path, e.Err)
+	}
+	return fmt.Sprintf("store: open %s: %s: %v", e.Path, strings.TrimPrefix(e.Kind.Error(), "store: "), e.Err)
+}
+
+// Unwrap returns the kind and the cause.
+func (e *OpenError) Unwrap() []error {
+	if e.Kind == nil {
+		return []error{e.Err}
+	}
+	return []error{e.Kind, e.Err}
+}
+
+// OpenBolt opens (or creates) the store file at path with mode 0600. It
+// waits up to [LockTimeout] for the file's lock, and refuses a file that
+// is damaged or is not a Tresor store before anything reads it. Errors
+// are [*OpenError]s.
 func OpenBolt(path string) (*Bolt, error) {
 	db, err := openDB(path)
 	if err != nil {
@@ -113,11 +165,106 @@ func OpenBolt(path string) (*Bolt, error) {
 }
 
 func openDB(path string) (*bolt.DB, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	var db *bolt.DB
+	err := noFaults(func() error {
+		var err error
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: LockTimeout})
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+		oe := &OpenError{Path: path, Err: err}
+		switch {
+		case errors.Is(err, bolt.ErrTimeout):
+			oe.Kind, oe.Err = ErrLocked, errors.New("the lock is held")
+		case !isOSError(err):
+			// bbolt's own complaints about the file: ErrInvalid,
+			// ErrVersionMismatch, ErrChecksum, "file size too small", …
+			oe.Kind = ErrCorrupt
+		}
+		return nil, oe
+	}
+	if err := checkOpened(db); err != nil {
+		db.Close()
+		var oe *OpenError
+		if !errors.As(err, &oe) {
+			oe = &OpenError{Err: err}
+			if errors.Is(err, errPanic) {
+				oe.Kind = ErrCorrupt
+			}
+		}
+		oe.Path = path
+		return nil, oe
 	}
 	return db, nil
+}
+
+// isOSError reports whether err came from the OS (opening, locking or
+// reading the file) rather than from bbolt's reading of its contents.
+func isOSError(err error) bool {
+	var pe *fs.PathError
+	var errno syscall.Errno
+	return errors.As(err, &pe) || errors.As(err, &errno)
+}
+
+// errPanic marks a panic (or memory fault) that bbolt met reading a file.
+var errPanic = errors.New("reading the file failed")
+
+// noFaults runs fn, turning a panic, and a memory fault on the mapped file
+// (SIGBUS past a truncated end), into an error wrapping errPanic.
+func noFaults(fn func() error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", errPanic, p)
+		}
+	}()
+	return fn()
+}
+
+// knownBuckets are the top-level buckets a Tresor store may hold.
+var knownBuckets = func() map[string]bool {
+	m := map[string]bool{}
+	for _, b := range append(slices.Clone(RegionBuckets), InstanceBuckets...) {
+		m[b] = true
+	}
+	return m
+}()
+
+// checkOpened checks an opened file before the store uses it: the file is
+// as long as its meta page says (not truncated) and is either empty (a new
+// store) or a Tresor store (every top-level bucket one of ours, and an
+// applied index).
+func checkOpened(db *bolt.DB) error {
+	fi, err := os.Stat(db.Path())
+	if err != nil {
+		return err
+	}
+	return noFaults(func() error {
+		return db.View(func(tx *bolt.Tx) error {
+			if fi.Size() < tx.Size() {
+				return &OpenError{Kind: ErrCorrupt, Err: fmt.Errorf("truncated: the file holds %d bytes, its pages need %d", fi.Size(), tx.Size())}
+			}
+			var foreign string
+			n := 0
+			err := tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+				n++
+				if !knownBuckets[string(name)] && foreign == "" {
+					foreign = string(name)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if foreign != "" {
+				return &OpenError{Kind: ErrForeign, Err: fmt.Errorf("it holds a bucket %.64q", foreign)}
+			}
+			if meta := tx.Bucket([]byte(bMeta[0])); n > 0 && (meta == nil || meta.Get([]byte(appliedKey)) == nil) {
+				return &OpenError{Kind: ErrForeign, Err: errors.New("it has no applied index")}
+			}
+			return nil
+		})
+	})
 }
 
 // Apply implements [Store]. Once queued, a command is committed even if ctx

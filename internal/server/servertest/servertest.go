@@ -58,9 +58,20 @@ func Start(t testing.TB, opts ...Option) *Server {
 // StartConfig starts a region with cfg.
 func StartConfig(t testing.TB, cfg server.Config) *Server {
 	t.Helper()
+	return StartConfigLog(t, cfg, nil)
+}
+
+// StartConfigLog starts a region with cfg whose log also goes to logw
+// (when not nil), for tests that check what the server logs.
+func StartConfigLog(t testing.TB, cfg server.Config, logw io.Writer) *Server {
+	t.Helper()
+	w := io.Discard
+	if logw != nil {
+		w = logw
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &logBuffer{}
-	srv, err := server.New(ctx, cfg, testWriter{t, logs})
+	srv, err := server.New(ctx, cfg, io.MultiWriter(testWriter{t, logs}, w))
 	if err != nil {
 		cancel()
 		t.Fatalf("start server: %v", err)
