@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"tresor/internal/server"
 	"tresor/internal/server/servertest"
 )
 
@@ -15,7 +16,8 @@ import (
 // (the issuer emits low S only), and the same token with S' = N - S — still
 // a valid ECDSA signature — is refused with 401.
 func TestRegionTokensLowS(t *testing.T) {
-	s := servertest.Start(t)
+	// 200 tokens in a row: more than the token endpoint's default rate.
+	s := servertest.Start(t, func(c *server.Config) { c.TokenRatePerClient = server.Rate{} })
 	c := newCall(t, s)
 	n := elliptic.P256().Params().N
 	for i := range 200 {

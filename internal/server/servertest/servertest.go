@@ -181,7 +181,12 @@ func (s *Server) Token(t testing.TB, clientID, secret, resource string) string {
 		"grant_type": {"client_credentials"}, "client_id": {clientID}, "client_secret": {secret},
 		"scope": {resource + "/.default"},
 	}
-	resp, err := s.HTTPClient(t).PostForm(s.Endpoint+"/"+s.TenantID+"/oauth2/v2.0/token", form)
+	hc := s.HTTPClient(t)
+	// A client of its own per token: close its connection afterwards, or
+	// tests that fetch many tokens hold many idle connections (and meet
+	// the server's per-client connection cap).
+	defer hc.CloseIdleConnections()
+	resp, err := hc.PostForm(s.Endpoint+"/"+s.TenantID+"/oauth2/v2.0/token", form)
 	if err != nil {
 		t.Fatal(err)
 	}
