@@ -29,14 +29,16 @@ import (
 
 // Config configures the API.
 type Config struct {
-	Region        string // location name
-	DNSSuffix     string // HSM hosts are {name}.{DNSSuffix}
-	Port          int    // public port of the endpoints (for URLs)
-	TenantID      string
-	Subscription  string // the default subscription listed by GET /subscriptions
-	Authority     string // region endpoint URL, e.g. https://localhost:8443
-	HSMResource   string // the challenge's resource, e.g. https://managedhsm.localhost:8443
-	ChallengeAuth string // the challenge's authorization URL (default Authority + "/" + TenantID)
+	Region string // location name
+	// RegionDisplayName is the location's display name (e.g. "East US 2").
+	RegionDisplayName string
+	DNSSuffix         string // HSM hosts are {name}.{DNSSuffix}
+	Port              int    // public port of the endpoints (for URLs)
+	TenantID          string
+	Subscription      string // the default subscription listed by GET /subscriptions
+	Authority         string // region endpoint URL, e.g. https://localhost:8443
+	HSMResource       string // the challenge's resource, e.g. https://managedhsm.localhost:8443
+	ChallengeAuth     string // the challenge's authorization URL (default Authority + "/" + TenantID)
 	// RegionAdmins are object ids of external principals that are region
 	// administrators (local principals carry the flag themselves).
 	RegionAdmins []string

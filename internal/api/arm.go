@@ -9,6 +9,7 @@ import (
 
 	"tresor/internal/fault"
 	"tresor/internal/instances"
+	"tresor/internal/location"
 	"tresor/internal/wire"
 )
 
@@ -112,9 +113,17 @@ func (a *API) listLocations(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 	sub := r.PathValue("sub")
 	writeJSON(w, http.StatusOK, wire.LocationList{Value: []wire.Location{{
 		ID: "/subscriptions/" + sub + "/locations/" + a.cfg.Region, Name: a.cfg.Region,
-		DisplayName: a.cfg.Region, RegionalName: a.cfg.Region, Type: "Region", SubscriptionID: sub,
+		DisplayName: a.displayName(), RegionalName: a.displayName(), Type: "Region", SubscriptionID: sub,
 	}}})
 	return nil
+}
+
+// displayName is the region's display name (its name if none is set).
+func (a *API) displayName() string {
+	if a.cfg.RegionDisplayName != "" {
+		return a.cfg.RegionDisplayName
+	}
+	return a.cfg.Region
 }
 
 func (a *API) putHSM(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
@@ -314,7 +323,7 @@ func (a *API) getDeletedHSM(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 	if err != nil {
 		return err
 	}
-	if !strings.EqualFold(in.Location, r.PathValue("loc")) {
+	if !location.Equal(in.Location, r.PathValue("loc")) {
 		return fault.New(fault.NotFound, "ResourceNotFound", "no deleted managed HSM named '%s' was found in location '%s'", r.PathValue("name"), r.PathValue("loc"))
 	}
 	writeJSON(w, http.StatusOK, a.toDeleted(in))
@@ -327,7 +336,7 @@ func (a *API) purgeHSM(w http.ResponseWriter, r *http.Request, rc *reqCtx) error
 	if err != nil {
 		return err
 	}
-	if !strings.EqualFold(in.Location, loc) {
+	if !location.Equal(in.Location, loc) {
 		return fault.New(fault.NotFound, "ResourceNotFound", "no deleted managed HSM named '%s' was found in location '%s'", name, loc)
 	}
 	if err := a.deps.Instances.Purge(r.Context(), rc.instCaller(), sub, name); err != nil {

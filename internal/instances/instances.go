@@ -29,6 +29,7 @@ import (
 
 	"tresor/internal/barrier"
 	"tresor/internal/fault"
+	"tresor/internal/location"
 	"tresor/internal/store"
 	"tresor/internal/uuid"
 )
@@ -221,7 +222,7 @@ func (s *Service) validateCreate(req *CreateRequest) error {
 	if !rgRE.MatchString(req.ResourceGroup) || strings.HasSuffix(req.ResourceGroup, ".") {
 		return fault.New(fault.BadParameter, "InvalidResourceGroup", "the resource group name %q is invalid", req.ResourceGroup)
 	}
-	if !strings.EqualFold(req.Location, s.cfg.Region) {
+	if !location.Equal(req.Location, s.cfg.Region) {
 		return fault.New(fault.BadParameter, "LocationNotAvailableForResourceType",
 			"the location %q is not available: this region serves location %q", req.Location, s.cfg.Region)
 	}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"tresor/internal/location"
 )
 
 // Config configures a region server. The same keys are accepted in a JSON
@@ -20,6 +22,11 @@ type Config struct {
 	Listen string `json:"listen"`
 	// Region is the location name (default "local").
 	Region string `json:"region"`
+	// RegionDisplayName is the location's display name, which ARM clients
+	// (az) map to the name (default: Azure's display name when Region is
+	// the name of an Azure region, such as "East US 2" for eastus2, else
+	// Region).
+	RegionDisplayName string `json:"regionDisplayName"`
 	// DNSSuffix: HSM endpoints are https://{name}.{DNSSuffix}:{port}.
 	DNSSuffix string `json:"dnsSuffix"`
 	// PublicURL is the advertised region endpoint (default https://localhost:{port}).
@@ -119,6 +126,18 @@ func LoadConfigFile(path string, cfg *Config) error {
 	return nil
 }
 
+// DisplayName is the region's display name: RegionDisplayName, else
+// Azure's display name of Region, else Region.
+func (c Config) DisplayName() string {
+	if c.RegionDisplayName != "" {
+		return c.RegionDisplayName
+	}
+	if d, ok := location.DisplayName(c.Region); ok {
+		return d
+	}
+	return c.Region
+}
+
 // Validate checks the configuration; messages name the field.
 func (c Config) Validate() error {
 	if c.DataDir == "" {
@@ -129,6 +148,12 @@ func (c Config) Validate() error {
 	}
 	if c.Region == "" || strings.ContainsAny(c.Region, " /") {
 		return fmt.Errorf("config: region (--region) %q must be a name without spaces or slashes", c.Region)
+	}
+	if strings.TrimSpace(c.RegionDisplayName) != c.RegionDisplayName || strings.ContainsAny(c.RegionDisplayName, "/\n") {
+		return fmt.Errorf("config: regionDisplayName (--region-display-name) %q must not start or end with a space nor hold a slash or a line break", c.RegionDisplayName)
+	}
+	if c.RegionDisplayName != "" && !location.Equal(c.RegionDisplayName, c.Region) {
+		return fmt.Errorf("config: regionDisplayName (--region-display-name) %q must be region %q with spaces or other case (ARM compares locations ignoring both)", c.RegionDisplayName, c.Region)
 	}
 	if c.DNSSuffix == "" || strings.HasPrefix(c.DNSSuffix, ".") || strings.Contains(c.DNSSuffix, "/") {
 		return fmt.Errorf("config: dnsSuffix (--dns-suffix) %q must be a DNS name", c.DNSSuffix)

@@ -146,7 +146,7 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 		return nil, err
 	}
 	apiCfg := api.Config{
-		Region: cfg.Region, DNSSuffix: cfg.DNSSuffix, Port: port, TenantID: reg.tenant,
+		Region: cfg.Region, RegionDisplayName: cfg.DisplayName(), DNSSuffix: cfg.DNSSuffix, Port: port, TenantID: reg.tenant,
 		Subscription: reg.subscription, Authority: s.Endpoint, HSMResource: hsmResource,
 		ChallengeAuth: cfg.Identity.Authorization, RegionAdmins: cfg.Identity.RegionAdmins,
 		ExternalPrincipals: len(cfg.Identity.TrustedIssuers) > 0,
