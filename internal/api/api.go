@@ -47,6 +47,10 @@ type Config struct {
 	// object id is accepted in role assignments and as an administrator.
 	// Without them, an object id must name a principal of the region.
 	ExternalPrincipals bool
+	// IssuerTenants are the tenants each trusted issuer (by its issuer URL)
+	// speaks for, as configured; an issuer listed without tenants speaks
+	// for the tid of its tokens.
+	IssuerTenants map[string][]string
 	// ExtraMgmtAudiences and ExtraHSMAudiences are accepted beside the
 	// region endpoint and the HSM resource (e.g. Azure's own audiences).
 	ExtraMgmtAudiences []string

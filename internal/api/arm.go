@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"tresor/internal/fault"
+	"tresor/internal/identity"
 	"tresor/internal/instances"
 	"tresor/internal/location"
 	"tresor/internal/wire"
@@ -163,11 +164,12 @@ func (a *API) putHSM(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
 	if err := a.knownPrincipals(r.Context(), "properties.initialAdminObjectIds", p.InitialAdminObjectIDs...); err != nil {
 		return err
 	}
-	if p.TenantID != "" && !strings.EqualFold(p.TenantID, a.cfg.TenantID) {
-		return fault.New(fault.BadParameter, "BadRequest", "properties.tenantId '%s' is not the tenant of this region (%s)", p.TenantID, a.cfg.TenantID)
+	tenant, err := a.tenantFor(rc.caller, p.TenantID)
+	if err != nil {
+		return err
 	}
 	req := instances.CreateRequest{
-		Name: name, Subscription: sub, ResourceGroup: rg, Location: body.Location, Tags: body.Tags,
+		Name: name, Subscription: sub, ResourceGroup: rg, Location: body.Location, Tags: body.Tags, TenantID: tenant,
 		InitialAdmins: p.InitialAdminObjectIDs, NetworkACLs: p.NetworkACLs, PublicNetwork: p.PublicNetworkAccess,
 	}
 	if p.SoftDeleteRetentionInDays != nil {
@@ -192,6 +194,48 @@ func (a *API) putHSM(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
 	a.asyncHeader(w, sub, in.Location, "create-"+in.Key)
 	writeJSON(w, http.StatusAccepted, a.toARM(in))
 	return nil
+}
+
+// tenantFor returns the tenant an HSM that caller creates records: the
+// tenant the request names (requested), if the region trusts it for the
+// caller, else an error naming the config keys that would; with none
+// named, the caller's own tenant if trusted, else the region's.
+//
+// Every caller may name the region's tenant (identity.tenantId). A caller
+// of a trusted issuer may also name the issuer's tenants: its configured
+// tenantIds, or the tid of its token when the issuer lists none.
+func (a *API) tenantFor(c identity.Caller, requested string) (string, error) {
+	var trusted []string
+	if !c.Local && c.Issuer != "" {
+		trusted = a.cfg.IssuerTenants[c.Issuer]
+		if len(trusted) == 0 && c.TenantID != "" {
+			trusted = []string{c.TenantID}
+		}
+	}
+	has := func(t string) (string, bool) {
+		if strings.EqualFold(t, a.cfg.TenantID) {
+			return a.cfg.TenantID, true
+		}
+		for _, x := range trusted {
+			if strings.EqualFold(t, x) {
+				return x, true
+			}
+		}
+		return "", false
+	}
+	if requested == "" {
+		if t, ok := has(c.TenantID); ok && c.TenantID != "" {
+			return t, nil
+		}
+		return a.cfg.TenantID, nil
+	}
+	if t, ok := has(requested); ok {
+		return t, nil
+	}
+	return "", fault.New(fault.BadParameter, "BadRequest",
+		"properties.tenantId '%s' is not a tenant this region trusts for the caller: the region's tenant is '%s' (config identity.tenantId); "+
+			"a trusted issuer's principals may also name its tenants (config identity.trustedIssuers[].tenantIds, or its tokens' tid claim when it lists none)",
+		requested, a.cfg.TenantID)
 }
 
 // asyncHeader points ARM clients at the status of a finished operation.

@@ -198,6 +198,7 @@ type CreateRequest struct {
 	Subscription    string
 	ResourceGroup   string
 	Location        string
+	TenantID        string // "" = the region's tenant
 	Tags            map[string]string
 	InitialAdmins   []string
 	RetentionDays   int // 0 = default 90
@@ -227,6 +228,9 @@ func (s *Service) validateCreate(req *CreateRequest) error {
 			"the location %q is not available: this region serves location %q", req.Location, s.cfg.Region)
 	}
 	req.Location = s.cfg.Region
+	if req.TenantID == "" {
+		req.TenantID = s.cfg.TenantID
+	}
 	if len(req.InitialAdmins) == 0 {
 		return fault.New(fault.BadParameter, "BadRequest", "properties.initialAdminObjectIds must name at least one administrator")
 	}
@@ -285,7 +289,7 @@ func (s *Service) Create(ctx context.Context, c Caller, req CreateRequest) (Inst
 	now := s.cfg.Now().UTC()
 	admins := uniqueLower(req.InitialAdmins)
 	props := Properties{
-		Name: req.Name, TenantID: s.cfg.TenantID, Tags: req.Tags, InitialAdmins: admins,
+		Name: req.Name, TenantID: req.TenantID, Tags: req.Tags, InitialAdmins: admins,
 		RetentionDays: req.RetentionDays, PurgeProtection: req.PurgeProtection,
 		ActivationStatus: NotActivated, SKUFamily: req.SKUFamily, SKUName: req.SKUName,
 		NetworkACLs: req.NetworkACLs, PublicNetwork: req.PublicNetwork,

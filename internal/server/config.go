@@ -55,6 +55,12 @@ type Config struct {
 
 // IdentityConfig configures authentication.
 type IdentityConfig struct {
+	// TenantID is the region's tenant: the {tenant} of its token endpoint
+	// and the tid of its tokens, and the tenant of HSMs its own principals
+	// create. Without it the region keeps the tenant it generated on its
+	// first start; set, it replaces that one (HSMs keep the tenant they
+	// were created with).
+	TenantID string `json:"tenantId"`
 	// Authorization is the URL advertised in the HSM challenge (default
 	// {PublicURL}/{tenant}).
 	Authorization string `json:"authorization"`
@@ -79,6 +85,11 @@ type TrustedIssuerConfig struct {
 	JWKSFile       string   `json:"jwksFile"`
 	Audiences      []string `json:"audiences"`
 	PrincipalClaim string   `json:"principalClaim"`
+	// TenantIDs are the tenants the issuer speaks for: an HSM that a
+	// principal of this issuer creates may record one of them as its
+	// tenantId (the one the request names, else the token's tid if it is
+	// one). Without them the token's tid is the issuer's tenant.
+	TenantIDs []string `json:"tenantIds"`
 }
 
 // Duration is a time.Duration written as "90s", "5m" in JSON.
@@ -175,10 +186,32 @@ func (c Config) Validate() error {
 	if c.Identity.TokenLifetime.Duration < time.Minute || c.Identity.TokenLifetime.Duration > 24*time.Hour {
 		return fmt.Errorf("config: identity.tokenLifetime must be between 1m and 24h")
 	}
+	if c.Identity.TenantID != "" && !validTenant(c.Identity.TenantID) {
+		return fmt.Errorf("config: identity.tenantId %q must be 1-64 letters, digits, '-' or '.' (a tenant id such as a uuid)", c.Identity.TenantID)
+	}
 	for i, t := range c.Identity.TrustedIssuers {
 		if t.Issuer == "" || (t.DiscoveryURL == "") == (t.JWKSFile == "") || len(t.Audiences) == 0 {
 			return fmt.Errorf("config: identity.trustedIssuers[%d] needs issuer, audiences, and one of discoveryUrl or jwksFile", i)
 		}
+		for j, tid := range t.TenantIDs {
+			if !validTenant(tid) {
+				return fmt.Errorf("config: identity.trustedIssuers[%d].tenantIds[%d] %q must be 1-64 letters, digits, '-' or '.' (a tenant id such as a uuid)", i, j, tid)
+			}
+		}
 	}
 	return nil
+}
+
+// validTenant reports whether t can be a tenant id: what the region's
+// issuer accepts in its {tenant} path segment.
+func validTenant(t string) bool {
+	if t == "" || len(t) > 64 {
+		return false
+	}
+	for _, r := range t {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
 }

@@ -66,7 +66,11 @@ func TestConfigValidate(t *testing.T) {
 		"zero interval":                  {func(c *Config) { c.PurgeInterval.Duration = 0 }, "purgeInterval"},
 		"lifetime too long":              {func(c *Config) { c.Identity.TokenLifetime.Duration = 48 * time.Hour }, "tokenLifetime"},
 		"display name of another region": {func(c *Config) { c.Region, c.RegionDisplayName = "eastus2", "East US" }, "regionDisplayName"},
-		"display name with slash":        {func(c *Config) { c.RegionDisplayName = "lo/cal" }, "regionDisplayName"},
+		"tenant with slash":              {func(c *Config) { c.Identity.TenantID = "a/b" }, "identity.tenantId"},
+		"issuer tenant empty": {func(c *Config) {
+			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", JWKSFile: "j", Audiences: []string{"a"}, TenantIDs: []string{""}}}
+		}, "trustedIssuers[0].tenantIds[0]"},
+		"display name with slash": {func(c *Config) { c.RegionDisplayName = "lo/cal" }, "regionDisplayName"},
 		"issuer without keys": {func(c *Config) {
 			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", Audiences: []string{"a"}}}
 		}, "trustedIssuers[0]"},

@@ -154,7 +154,9 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 		Logger: s.log,
 	}
 	var trusted []identity.TrustedIssuer
+	apiCfg.IssuerTenants = map[string][]string{}
 	for _, t := range cfg.Identity.TrustedIssuers {
+		apiCfg.IssuerTenants[t.Issuer] = t.TenantIDs
 		trusted = append(trusted, identity.TrustedIssuer{Issuer: t.Issuer, DiscoveryURL: t.DiscoveryURL,
 			JWKSFile: t.JWKSFile, Audiences: t.Audiences, PrincipalClaim: t.PrincipalClaim})
 	}
@@ -247,9 +249,22 @@ func (s *Server) initRegion(ctx context.Context) (regionState, error) {
 		}
 		return get(key)
 	}
-	tenant, err := putOnce(keyTenant, func() ([]byte, error) { return []byte(uuid.New()), nil })
+	tenant, err := putOnce(keyTenant, func() ([]byte, error) {
+		if t := s.cfg.Identity.TenantID; t != "" {
+			return []byte(t), nil
+		}
+		return []byte(uuid.New()), nil
+	})
 	if err != nil {
 		return rs, err
+	}
+	// A configured tenant wins over the one a previous start stored.
+	if t := s.cfg.Identity.TenantID; t != "" && string(tenant) != t {
+		if err := s.st.Apply(ctx, store.PutRegionValue{Key: keyTenant, Value: []byte(t)}); err != nil {
+			return rs, err
+		}
+		s.log.Info("region tenant changed by identity.tenantId; existing HSMs keep their tenant", "from", string(tenant), "to", t)
+		tenant = []byte(t)
 	}
 	sub, err := putOnce(keySubscription, func() ([]byte, error) { return []byte(uuid.New()), nil })
 	if err != nil {
