@@ -66,10 +66,14 @@ type Properties struct {
 	SKUName           string            `json:"skuName"`
 	NetworkACLs       map[string]any    `json:"networkAcls,omitempty"`
 	PublicNetwork     string            `json:"publicNetworkAccess,omitempty"`
-	CreatedBy         string            `json:"createdBy"`
-	Created           time.Time         `json:"created"`
-	LastModifiedBy    string            `json:"lastModifiedBy"`
-	LastModified      time.Time         `json:"lastModified"`
+	// IdentityType and UserAssignedIdentities are the ARM identity the
+	// creator or an update gave the HSM, kept and returned as given.
+	IdentityType           string    `json:"identityType,omitempty"`
+	UserAssignedIdentities []string  `json:"userAssignedIdentities,omitempty"`
+	CreatedBy              string    `json:"createdBy"`
+	Created                time.Time `json:"created"`
+	LastModifiedBy         string    `json:"lastModifiedBy"`
+	LastModified           time.Time `json:"lastModified"`
 	// SDOperation is the last security-domain operation.
 	SDOperation *SDOperation `json:"sdOperation,omitempty"`
 	// ExchangeKey (PKCS#8) and ExchangeCert (DER) exist while the instance
@@ -144,6 +148,7 @@ type propsEntry struct {
 func (p Properties) clone() Properties {
 	p.Tags = maps(p.Tags)
 	p.InitialAdmins = slices.Clone(p.InitialAdmins)
+	p.UserAssignedIdentities = slices.Clone(p.UserAssignedIdentities)
 	if p.NetworkACLs != nil {
 		acl := make(map[string]any, len(p.NetworkACLs))
 		for k, v := range p.NetworkACLs {
@@ -189,6 +194,20 @@ func ValidateName(name string) error {
 	return nil
 }
 
+// ValidateTags checks an HSM's tags as ARM does: at most 50, names of
+// 1-512 characters, values of at most 256.
+func ValidateTags(tags map[string]string) error {
+	if len(tags) > 50 {
+		return fault.New(fault.BadParameter, "InvalidTagsCount", "at most 50 tags")
+	}
+	for k, v := range tags {
+		if k == "" || len(k) > 512 || len(v) > 256 {
+			return fault.New(fault.BadParameter, "InvalidTagNameLength", "tag names must be 1-512 characters and values at most 256")
+		}
+	}
+	return nil
+}
+
 // IsUUID reports whether s is a uuid.
 func IsUUID(s string) bool { return uuid.Valid(s) }
 
@@ -207,6 +226,9 @@ type CreateRequest struct {
 	SKUName         string
 	NetworkACLs     map[string]any
 	PublicNetwork   string
+	// IdentityType and UserAssignedIdentities: see [Properties].
+	IdentityType           string
+	UserAssignedIdentities []string
 }
 
 // NotFound is the error (kind NotFound, code ResourceNotFound) of a request
@@ -250,13 +272,8 @@ func (s *Service) validateCreate(req *CreateRequest) error {
 	if req.RetentionDays < 7 || req.RetentionDays > 90 {
 		return fault.New(fault.BadParameter, "BadRequest", "properties.softDeleteRetentionInDays must be between 7 and 90, got %d", req.RetentionDays)
 	}
-	if len(req.Tags) > 50 {
-		return fault.New(fault.BadParameter, "InvalidTagsCount", "at most 50 tags")
-	}
-	for k, v := range req.Tags {
-		if k == "" || len(k) > 512 || len(v) > 256 {
-			return fault.New(fault.BadParameter, "InvalidTagNameLength", "tag names must be 1-512 characters and values at most 256")
-		}
+	if err := ValidateTags(req.Tags); err != nil {
+		return err
 	}
 	if req.SKUFamily == "" {
 		req.SKUFamily = "B"
@@ -293,6 +310,7 @@ func (s *Service) Create(ctx context.Context, c Caller, req CreateRequest) (Inst
 		RetentionDays: req.RetentionDays, PurgeProtection: req.PurgeProtection,
 		ActivationStatus: NotActivated, SKUFamily: req.SKUFamily, SKUName: req.SKUName,
 		NetworkACLs: req.NetworkACLs, PublicNetwork: req.PublicNetwork,
+		IdentityType: req.IdentityType, UserAssignedIdentities: req.UserAssignedIdentities,
 		CreatedBy: c.ObjectID, Created: now, LastModifiedBy: c.ObjectID, LastModified: now,
 	}
 	sealedProps, err := s.sealProps(key, props)
@@ -449,6 +467,20 @@ func (s *Service) GetIn(ctx context.Context, sub, rg, name string) (Instance, er
 		return Instance{}, NotFound(name)
 	}
 	return in, nil
+}
+
+// Lookup returns the instance that holds name (any case), live or
+// soft-deleted, and whether one does: a name is taken until its instance
+// is purged.
+func (s *Service) Lookup(ctx context.Context, name string) (Instance, bool, error) {
+	in, err := s.get(ctx, strings.ToLower(name))
+	if f, ok := fault.As(err); ok && f.Kind == fault.NotFound {
+		return Instance{}, false, nil
+	}
+	if err != nil {
+		return Instance{}, false, err
+	}
+	return in, true, nil
 }
 
 // GetDeleted returns a soft-deleted instance by name.
