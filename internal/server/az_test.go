@@ -311,3 +311,65 @@ func TestAzureCLITenants(t *testing.T) {
 		})
 	}
 }
+
+// TestRegionTenant checks identity.tenantId: without it a region keeps the
+// tenant it generated; with it the region's tenant is the configured one,
+// also for a region that already has one, and HSMs keep the tenant they
+// were created with. Tokens are issued at {endpoint}/{tenant} only.
+func TestRegionTenant(t *testing.T) {
+	dir := t.TempDir()
+	cfg := server.DefaultConfig()
+	cfg.Dev, cfg.DataDir, cfg.Listen = true, dir, "127.0.0.1:0"
+	steps := []struct {
+		name, configured string
+		want             string // "" = the generated tenant
+	}{
+		{"generated", "", ""},
+		{"kept on restart", "", ""},
+		{"configured", "0c1b9c8e-5a4b-4c3d-9e2f-1a0b9c8d7e6f", "0c1b9c8e-5a4b-4c3d-9e2f-1a0b9c8d7e6f"},
+		{"configured tenant kept without the config", "", "0c1b9c8e-5a4b-4c3d-9e2f-1a0b9c8d7e6f"},
+		{"configured again", "contoso.example", "contoso.example"},
+	}
+	var generated, firstHSMTenant string
+	var creds [3]string
+	for i, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			cfg.Identity.TenantID = st.configured
+			s := servertest.StartConfig(t, cfg)
+			defer s.Stop()
+			if i == 0 {
+				generated = s.TenantID
+				creds = [3]string{s.ClientID, s.ClientSecret, s.ObjectID}
+			}
+			s.ClientID, s.ClientSecret, s.ObjectID = creds[0], creds[1], creds[2]
+			want := st.want
+			if want == "" {
+				want = generated
+			}
+			if s.TenantID != want {
+				t.Fatalf("tenant %q, want %q", s.TenantID, want)
+			}
+			c := newCall(t, s)
+			tok := s.AdminToken(t) // from {endpoint}/{tenant}/oauth2/v2.0/token
+			if i == 0 {
+				if code, _, body := c.do("PUT", c.hsmPath("tenanthsm"), tok, createBody(s.ObjectID)); code != 202 {
+					t.Fatalf("create: %d %s", code, body)
+				}
+			}
+			code, _, body := c.do("GET", c.hsmPath("tenanthsm"), tok, nil)
+			got := decodeHSM(t, body).Properties.TenantID
+			if i == 0 {
+				firstHSMTenant = got
+			}
+			if code != 200 || got != generated || firstHSMTenant != generated {
+				t.Fatalf("the HSM's tenant is %q, want the one it was created with (%q): %d %s", got, generated, code, body)
+			}
+			if want != generated {
+				code, _, _ := c.do("GET", s.Endpoint+"/"+generated+"/v2.0/.well-known/openid-configuration", "", nil)
+				if code != http.StatusNotFound {
+					t.Fatalf("the former tenant's discovery document: %d, want 404", code)
+				}
+			}
+		})
+	}
+}
