@@ -31,14 +31,16 @@ import (
 
 // Config configures the API.
 type Config struct {
-	Region        string // location name
-	DNSSuffix     string // HSM hosts are {name}.{DNSSuffix}
-	Port          int    // public port of the endpoints (for URLs)
-	TenantID      string
-	Subscription  string // the default subscription listed by GET /subscriptions
-	Authority     string // region endpoint URL, e.g. https://localhost:8443
-	HSMResource   string // the challenge's resource, e.g. https://managedhsm.localhost:8443
-	ChallengeAuth string // the challenge's authorization URL (default Authority + "/" + TenantID)
+	Region string // location name
+	// RegionDisplayName is the location's display name (e.g. "East US 2").
+	RegionDisplayName string
+	DNSSuffix         string // HSM hosts are {name}.{DNSSuffix}
+	Port              int    // public port of the endpoints (for URLs)
+	TenantID          string
+	Subscription      string // the default subscription listed by GET /subscriptions
+	Authority         string // region endpoint URL, e.g. https://localhost:8443
+	HSMResource       string // the challenge's resource, e.g. https://managedhsm.localhost:8443
+	ChallengeAuth     string // the challenge's authorization URL (default Authority + "/" + TenantID)
 	// RegionAdmins are object ids of external principals that are region
 	// administrators (local principals carry the flag themselves).
 	RegionAdmins []string
@@ -47,6 +49,10 @@ type Config struct {
 	// object id is accepted in role assignments and as an administrator.
 	// Without them, an object id must name a principal of the region.
 	ExternalPrincipals bool
+	// IssuerTenants are the tenants each trusted issuer (by its issuer URL)
+	// speaks for, as configured; an issuer listed without tenants speaks
+	// for the tid of its tokens.
+	IssuerTenants map[string][]string
 	// ExtraMgmtAudiences and ExtraHSMAudiences are accepted beside the
 	// region endpoint and the HSM resource (e.g. Azure's own audiences).
 	ExtraMgmtAudiences []string

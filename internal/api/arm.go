@@ -5,10 +5,13 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"tresor/internal/fault"
+	"tresor/internal/identity"
 	"tresor/internal/instances"
+	"tresor/internal/location"
 	"tresor/internal/wire"
 )
 
@@ -56,6 +59,15 @@ func (a *API) toARM(in instances.Instance) wire.ManagedHSM {
 			PublicNetworkAccess:       orDefault(in.PublicNetwork, "Enabled"),
 			SecurityDomainProperties:  sd,
 		},
+	}
+	if in.IdentityType != "" {
+		out.Identity = &wire.ManagedServiceIdentity{Type: in.IdentityType}
+		if len(in.UserAssignedIdentities) > 0 {
+			out.Identity.UserAssignedIdentities = map[string]*wire.UserAssignedIdentity{}
+			for _, id := range in.UserAssignedIdentities {
+				out.Identity.UserAssignedIdentities[id] = &wire.UserAssignedIdentity{}
+			}
+		}
 	}
 	if in.Deleted {
 		d := in.ScheduledPurgeDate
@@ -112,15 +124,23 @@ func (a *API) listLocations(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 	sub := r.PathValue("sub")
 	writeJSON(w, http.StatusOK, wire.LocationList{Value: []wire.Location{{
 		ID: "/subscriptions/" + sub + "/locations/" + a.cfg.Region, Name: a.cfg.Region,
-		DisplayName: a.cfg.Region, RegionalName: a.cfg.Region, Type: "Region", SubscriptionID: sub,
+		DisplayName: a.displayName(), RegionalName: a.displayName(), Type: "Region", SubscriptionID: sub,
 	}}})
 	return nil
+}
+
+// displayName is the region's display name (its name if none is set).
+func (a *API) displayName() string {
+	if a.cfg.RegionDisplayName != "" {
+		return a.cfg.RegionDisplayName
+	}
+	return a.cfg.Region
 }
 
 func (a *API) putHSM(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
 	sub, rg, name := r.PathValue("sub"), r.PathValue("rg"), r.PathValue("name")
 	var body wire.ManagedHSM
-	if err := decodeJSON(r, &body); err != nil {
+	if err := decodeJSONStrict(r, &body); err != nil {
 		return err
 	}
 	p := body.Properties
@@ -151,15 +171,34 @@ func (a *API) putHSM(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
 			return fault.New(fault.BadParameter, "BadRequest", "properties.initialAdminObjectIds: %q is not an object id (uuid)", id)
 		}
 	}
+	if err := a.checkRegions(p.Regions); err != nil {
+		return err
+	}
+	if err := checkPublicNetworkAccess(p.PublicNetworkAccess); err != nil {
+		return err
+	}
+	idType, userIDs, err := armIdentity(body.Identity)
+	if err != nil {
+		return err
+	}
+	// A PUT on an existing HSM is an update (az keyvault update-hsm,
+	// Terraform and Bicep re-apply the whole resource).
+	if in, err := a.deps.Instances.GetIn(r.Context(), sub, rg, name); err == nil {
+		return a.updateByPut(w, r, rc, in, body, idType, userIDs)
+	} else if f, ok := fault.As(err); !ok || f.Kind != fault.NotFound {
+		return err
+	}
 	if err := a.knownPrincipals(r.Context(), "properties.initialAdminObjectIds", p.InitialAdminObjectIDs...); err != nil {
 		return err
 	}
-	if p.TenantID != "" && !strings.EqualFold(p.TenantID, a.cfg.TenantID) {
-		return fault.New(fault.BadParameter, "BadRequest", "properties.tenantId '%s' is not the tenant of this region (%s)", p.TenantID, a.cfg.TenantID)
+	tenant, err := a.tenantFor(rc.caller, p.TenantID)
+	if err != nil {
+		return err
 	}
 	req := instances.CreateRequest{
-		Name: name, Subscription: sub, ResourceGroup: rg, Location: body.Location, Tags: body.Tags,
+		Name: name, Subscription: sub, ResourceGroup: rg, Location: body.Location, Tags: body.Tags, TenantID: tenant,
 		InitialAdmins: p.InitialAdminObjectIDs, NetworkACLs: p.NetworkACLs, PublicNetwork: p.PublicNetworkAccess,
+		IdentityType: idType, UserAssignedIdentities: userIDs,
 	}
 	if p.SoftDeleteRetentionInDays != nil {
 		req.RetentionDays = *p.SoftDeleteRetentionInDays
@@ -183,6 +222,201 @@ func (a *API) putHSM(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
 	a.asyncHeader(w, sub, in.Location, "create-"+in.Key)
 	writeJSON(w, http.StatusAccepted, a.toARM(in))
 	return nil
+}
+
+// updateByPut applies a PUT of the whole resource to the existing HSM in:
+// tags, network rules, public network access and identity are replaced by
+// what the body holds; purge protection may be turned on (never off); what
+// cannot change (location, tenant, initial administrators, SKU, retention)
+// must be absent or equal, else the answer is a 400 naming the field. The
+// rights are those of PATCH ([instances.Service.Update]).
+func (a *API) updateByPut(w http.ResponseWriter, r *http.Request, rc *reqCtx, in instances.Instance, body wire.ManagedHSM, idType string, userIDs []string) error {
+	if body.Location == "" {
+		return fault.New(fault.BadParameter, "BadRequest", "location is required: the managed HSM '%s' is in '%s'", in.Name, in.Location)
+	}
+	if !location.Equal(body.Location, in.Location) {
+		return fault.New(fault.BadParameter, "BadRequest", "location '%s' cannot change: the managed HSM '%s' is in '%s'", body.Location, in.Name, in.Location)
+	}
+	if err := instances.ValidateTags(body.Tags); err != nil {
+		return err
+	}
+	bp := body.Properties
+	out, err := a.deps.Instances.Update(r.Context(), rc.instCaller(), in.Subscription, in.ResourceGroup, in.Key,
+		func(p *instances.Properties) error {
+			if bp.TenantID != "" && !strings.EqualFold(bp.TenantID, p.TenantID) {
+				return fault.New(fault.BadParameter, "BadRequest", "properties.tenantId '%s' cannot change: the managed HSM '%s' belongs to tenant '%s'", bp.TenantID, in.Name, p.TenantID)
+			}
+			if bp.InitialAdminObjectIDs != nil && !sameIDs(bp.InitialAdminObjectIDs, p.InitialAdmins) {
+				return fault.New(fault.BadParameter, "BadRequest", "properties.initialAdminObjectIds cannot change after creation (they are %s); manage administrators with role assignments", strings.Join(p.InitialAdmins, ", "))
+			}
+			if body.SKU != nil && body.SKU.Family != "" && !strings.EqualFold(body.SKU.Family, p.SKUFamily) {
+				return fault.New(fault.BadParameter, "BadRequest", "sku.family '%s' cannot change: the managed HSM '%s' is '%s'", body.SKU.Family, in.Name, p.SKUFamily)
+			}
+			if body.SKU != nil && body.SKU.Name != "" && !strings.EqualFold(body.SKU.Name, p.SKUName) {
+				return fault.New(fault.BadParameter, "BadRequest", "sku.name '%s' cannot change: the managed HSM '%s' is '%s'", body.SKU.Name, in.Name, p.SKUName)
+			}
+			if bp.SoftDeleteRetentionInDays != nil && *bp.SoftDeleteRetentionInDays != p.RetentionDays {
+				return fault.New(fault.BadParameter, "BadRequest", "properties.softDeleteRetentionInDays cannot be changed after creation (it is %d)", p.RetentionDays)
+			}
+			if bp.EnablePurgeProtection != nil {
+				if p.PurgeProtection && !*bp.EnablePurgeProtection {
+					return fault.New(fault.BadParameter, "BadRequest", "properties.enablePurgeProtection: purge protection cannot be disabled once it is enabled")
+				}
+				p.PurgeProtection = *bp.EnablePurgeProtection
+			}
+			p.Tags = maps.Clone(body.Tags)
+			p.NetworkACLs = bp.NetworkACLs
+			p.PublicNetwork = bp.PublicNetworkAccess
+			p.IdentityType, p.UserAssignedIdentities = idType, userIDs
+			return nil
+		})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, a.toARM(out))
+	return nil
+}
+
+// sameIDs reports whether a and b hold the same object ids, in any order
+// and case.
+func sameIDs(a, b []string) bool {
+	norm := func(ids []string) []string {
+		out := make([]string, 0, len(ids))
+		for _, id := range ids {
+			if id = strings.ToLower(id); !slices.Contains(out, id) {
+				out = append(out, id)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	return slices.Equal(norm(a), norm(b))
+}
+
+// checkRegions accepts properties.regions only if it names no region but
+// this one: Tresor does not replicate an HSM to other regions.
+func (a *API) checkRegions(regions []map[string]any) error {
+	for i, reg := range regions {
+		n, _ := reg["name"].(string)
+		if !location.Equal(n, a.cfg.Region) {
+			return fault.New(fault.BadParameter, "BadRequest", "properties.regions[%d]: '%s' is not this region ('%s'): Tresor does not replicate a managed HSM to other regions", i, n, a.cfg.Region)
+		}
+	}
+	return nil
+}
+
+func checkPublicNetworkAccess(v string) error {
+	if v != "" && !strings.EqualFold(v, "Enabled") && !strings.EqualFold(v, "Disabled") {
+		return fault.New(fault.BadParameter, "BadRequest", "properties.publicNetworkAccess must be 'Enabled' or 'Disabled', not '%s'", v)
+	}
+	return nil
+}
+
+// identityTypes are ARM's managed identity types, by their spelling
+// without case or spaces.
+var identityTypes = map[string]string{
+	"none": "None", "systemassigned": "SystemAssigned", "userassigned": "UserAssigned",
+	"systemassigned,userassigned": "SystemAssigned,UserAssigned",
+}
+
+// armIdentity checks an ARM identity and returns its type as Azure spells
+// it and its user-assigned identities' resource ids ("" and nil without one).
+func armIdentity(id *wire.ManagedServiceIdentity) (string, []string, error) {
+	if id == nil {
+		return "", nil, nil
+	}
+	t, ok := identityTypes[strings.ToLower(strings.ReplaceAll(id.Type, " ", ""))]
+	if !ok {
+		return "", nil, fault.New(fault.BadParameter, "BadRequest", "identity.type must be None, SystemAssigned, UserAssigned or 'SystemAssigned,UserAssigned', not '%s'", id.Type)
+	}
+	wantUser := strings.Contains(t, "UserAssigned")
+	if wantUser && len(id.UserAssignedIdentities) == 0 {
+		return "", nil, fault.New(fault.BadParameter, "BadRequest", "identity.userAssignedIdentities must name an identity when identity.type is '%s'", t)
+	}
+	if !wantUser && len(id.UserAssignedIdentities) > 0 {
+		return "", nil, fault.New(fault.BadParameter, "BadRequest", "identity.userAssignedIdentities must be empty when identity.type is '%s'", t)
+	}
+	ids := make([]string, 0, len(id.UserAssignedIdentities))
+	for k := range id.UserAssignedIdentities {
+		lk := strings.ToLower(k)
+		if !strings.HasPrefix(lk, "/subscriptions/") || !strings.Contains(lk, "/providers/microsoft.managedidentity/userassignedidentities/") || len(k) > 1024 {
+			return "", nil, fault.New(fault.BadParameter, "BadRequest", "identity.userAssignedIdentities: '%s' is not the resource id of a user-assigned identity", k)
+		}
+		ids = append(ids, k)
+	}
+	if len(ids) > 64 {
+		return "", nil, fault.New(fault.BadParameter, "BadRequest", "identity.userAssignedIdentities: at most 64 identities")
+	}
+	slices.Sort(ids)
+	if len(ids) == 0 {
+		ids = nil
+	}
+	return t, ids, nil
+}
+
+// checkName answers checkMhsmNameAvailability: a name is available if it
+// is valid and no HSM of the region, live or soft-deleted, holds it.
+func (a *API) checkName(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
+	var body wire.CheckNameAvailability
+	if err := decodeJSON(r, &body); err != nil {
+		return err
+	}
+	out := wire.NameAvailability{NameAvailable: true}
+	if err := instances.ValidateName(body.Name); err != nil {
+		f, _ := fault.As(err)
+		out = wire.NameAvailability{Reason: "AccountNameInvalid", Message: f.Message}
+	} else if in, taken, err := a.deps.Instances.Lookup(r.Context(), body.Name); err != nil {
+		return err
+	} else if taken && in.Deleted {
+		out = wire.NameAvailability{Reason: "AlreadyExists",
+			Message: fmt.Sprintf("The name '%s' is in use by a deleted managed HSM until it is recovered or purged.", body.Name)}
+	} else if taken {
+		out = wire.NameAvailability{Reason: "AlreadyExists", Message: fmt.Sprintf("The name '%s' is already in use.", body.Name)}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// tenantFor returns the tenant an HSM that caller creates records: the
+// tenant the request names (requested), if the region trusts it for the
+// caller, else an error naming the config keys that would; with none
+// named, the caller's own tenant if trusted, else the region's.
+//
+// Every caller may name the region's tenant (identity.tenantId). A caller
+// of a trusted issuer may also name the issuer's tenants: its configured
+// tenantIds, or the tid of its token when the issuer lists none.
+func (a *API) tenantFor(c identity.Caller, requested string) (string, error) {
+	var trusted []string
+	if !c.Local && c.Issuer != "" {
+		trusted = a.cfg.IssuerTenants[c.Issuer]
+		if len(trusted) == 0 && c.TenantID != "" {
+			trusted = []string{c.TenantID}
+		}
+	}
+	has := func(t string) (string, bool) {
+		if strings.EqualFold(t, a.cfg.TenantID) {
+			return a.cfg.TenantID, true
+		}
+		for _, x := range trusted {
+			if strings.EqualFold(t, x) {
+				return x, true
+			}
+		}
+		return "", false
+	}
+	if requested == "" {
+		if t, ok := has(c.TenantID); ok && c.TenantID != "" {
+			return t, nil
+		}
+		return a.cfg.TenantID, nil
+	}
+	if t, ok := has(requested); ok {
+		return t, nil
+	}
+	return "", fault.New(fault.BadParameter, "BadRequest",
+		"properties.tenantId '%s' is not a tenant this region trusts for the caller: the region's tenant is '%s' (config identity.tenantId); "+
+			"a trusted issuer's principals may also name its tenants (config identity.trustedIssuers[].tenantIds, or its tokens' tid claim when it lists none)",
+		requested, a.cfg.TenantID)
 }
 
 // asyncHeader points ARM clients at the status of a finished operation.
@@ -237,8 +471,8 @@ func (a *API) patchHSM(w http.ResponseWriter, r *http.Request, rc *reqCtx) error
 	in, err := a.deps.Instances.Update(r.Context(), rc.instCaller(), r.PathValue("sub"), r.PathValue("rg"), r.PathValue("name"),
 		func(p *instances.Properties) error {
 			if body.Tags != nil {
-				if len(body.Tags) > 50 {
-					return fault.New(fault.BadParameter, "InvalidTagsCount", "at most 50 tags")
+				if err := instances.ValidateTags(body.Tags); err != nil {
+					return err
 				}
 				p.Tags = maps.Clone(body.Tags)
 			}
@@ -262,6 +496,9 @@ func (a *API) patchHSM(w http.ResponseWriter, r *http.Request, rc *reqCtx) error
 					p.NetworkACLs = bp.NetworkACLs
 				}
 				if bp.PublicNetworkAccess != "" {
+					if err := checkPublicNetworkAccess(bp.PublicNetworkAccess); err != nil {
+						return err
+					}
 					p.PublicNetwork = bp.PublicNetworkAccess
 				}
 			}
@@ -314,7 +551,7 @@ func (a *API) getDeletedHSM(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 	if err != nil {
 		return err
 	}
-	if !strings.EqualFold(in.Location, r.PathValue("loc")) {
+	if !location.Equal(in.Location, r.PathValue("loc")) {
 		return fault.New(fault.NotFound, "ResourceNotFound", "no deleted managed HSM named '%s' was found in location '%s'", r.PathValue("name"), r.PathValue("loc"))
 	}
 	writeJSON(w, http.StatusOK, a.toDeleted(in))
@@ -327,7 +564,7 @@ func (a *API) purgeHSM(w http.ResponseWriter, r *http.Request, rc *reqCtx) error
 	if err != nil {
 		return err
 	}
-	if !strings.EqualFold(in.Location, loc) {
+	if !location.Equal(in.Location, loc) {
 		return fault.New(fault.NotFound, "ResourceNotFound", "no deleted managed HSM named '%s' was found in location '%s'", name, loc)
 	}
 	if err := a.deps.Instances.Purge(r.Context(), rc.instCaller(), sub, name); err != nil {

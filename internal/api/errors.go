@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"tresor/internal/fault"
@@ -91,6 +92,28 @@ func decodeJSON(r *http.Request, v any) error {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) || errors.Is(err, os.ErrDeadlineExceeded) {
 			return err // writeError says what happened
+		}
+		return fault.Wrap(err, fault.BadParameter, "BadParameter", "the request body is not valid JSON for this operation: %s", jsonMessage(err))
+	}
+	if dec.More() {
+		return fault.New(fault.BadParameter, "BadParameter", "the request body has data after the JSON value")
+	}
+	return nil
+}
+
+// decodeJSONStrict is [decodeJSON] that refuses fields the wire shape does
+// not know, naming the field, so that nothing a client sends is silently
+// dropped.
+func decodeJSONStrict(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return fault.Wrap(err, fault.BadParameter, "BadParameter", "the request body has a field Tresor does not support: %s", f)
 		}
 		return fault.Wrap(err, fault.BadParameter, "BadParameter", "the request body is not valid JSON for this operation: %s", jsonMessage(err))
 	}

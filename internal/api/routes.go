@@ -44,6 +44,7 @@ func (a *API) routes() []route {
 		{method: "DELETE", pattern: armHSM + "/{name}", armVersion: true, h: a.deleteHSM},
 		{method: "GET", pattern: armHSM, armVersion: true, h: a.listHSMs},
 		{method: "GET", pattern: "/subscriptions/{sub}/providers/Microsoft.KeyVault/managedHSMs", armVersion: true, h: a.listHSMs},
+		{method: "POST", pattern: "/subscriptions/{sub}/providers/Microsoft.KeyVault/checkMhsmNameAvailability", armVersion: true, limit: small, h: a.checkName},
 		{method: "GET", pattern: "/subscriptions/{sub}/providers/Microsoft.KeyVault/deletedManagedHSMs", armVersion: true, h: a.listDeletedHSMs},
 		{method: "GET", pattern: "/subscriptions/{sub}/providers/Microsoft.KeyVault/locations/{loc}/deletedManagedHSMs/{name}", armVersion: true, h: a.getDeletedHSM},
 		{method: "POST", pattern: "/subscriptions/{sub}/providers/Microsoft.KeyVault/locations/{loc}/deletedManagedHSMs/{name}/purge", armVersion: true, h: a.purgeHSM},

@@ -2,8 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net/http"
 	"strings"
+	"time"
 
+	"github.com/jmespath/go-jmespath"
 	"github.com/spf13/cobra"
 
 	"tresor/internal/client"
@@ -11,7 +16,8 @@ import (
 )
 
 // hsmCommands returns the twins of `az keyvault create|show|list|update-hsm|
-// delete|list-deleted|recover|purge` for managed HSMs.
+// delete|list-deleted|show-deleted|recover|purge|check-name|wait-hsm` for
+// managed HSMs.
 func (a *app) hsmCommands() []*cobra.Command {
 	return []*cobra.Command{
 		a.createCommand(),
@@ -20,8 +26,11 @@ func (a *app) hsmCommands() []*cobra.Command {
 		a.updateCommand(),
 		a.deleteCommand(),
 		a.listDeletedCommand(),
+		a.showDeletedCommand(),
 		a.recoverCommand(),
 		a.purgeCommand(),
+		a.checkNameCommand(),
+		a.waitHSMCommand(),
 	}
 }
 
@@ -274,6 +283,166 @@ func (a *app) listDeletedCommand() *cobra.Command {
 		func(ctx context.Context, c *client.Client) (any, error) { return c.ListDeletedHSMs(ctx) })
 	resourceTypeFlag(cmd, &resourceType)
 	return cmd
+}
+
+func (a *app) showDeletedCommand() *cobra.Command {
+	var name, location string
+	cmd := a.onNamedHSM(&cobra.Command{
+		Use:   "show-deleted",
+		Short: "Show a soft-deleted managed HSM",
+	}, &name, deletedTable, nil,
+		func(ctx context.Context, c *client.Client) (any, error) { return c.GetDeletedHSM(ctx, location, name) })
+	cmd.Flags().StringVarP(&location, "location", "l", "", "location of the deleted HSM (default: find it by name)")
+	return cmd
+}
+
+func (a *app) checkNameCommand() *cobra.Command {
+	var name, resourceType string
+	cmd := a.clientCommand(&cobra.Command{
+		Use:   "check-name",
+		Short: "Check that a managed HSM name is valid and not in use",
+		Long: `Check that a managed HSM name is valid and held by no HSM of the region, live
+or soft-deleted, like 'az keyvault check-name --resource-type hsm'.`,
+	}, nil,
+		func(cmd *cobra.Command) error {
+			if name == "" {
+				return usagef(cmd, "--name is required")
+			}
+			return checkResourceType(cmd, resourceType)
+		},
+		func(ctx context.Context, c *client.Client) (any, error) { return c.CheckHSMName(ctx, name) })
+	cmd.Flags().StringVarP(&name, "name", "n", "", "the name to check (required)")
+	resourceTypeFlag(cmd, &resourceType)
+	return cmd
+}
+
+func (a *app) waitHSMCommand() *cobra.Command {
+	var (
+		name, rg, custom                  string
+		created, updated, deleted, exists bool
+		interval, timeout                 int
+		cond                              func(h map[string]any) bool
+	)
+	cmd := a.onNamedHSM(&cobra.Command{
+		Use:   "wait-hsm",
+		Short: "Wait until a managed HSM meets a condition",
+		Long: `Wait until a managed HSM meets a condition, like 'az keyvault wait-hsm': give
+exactly one of --created, --updated, --deleted, --exists or --custom (a JMESPath
+query on the HSM, met when its result is neither null, false nor empty).
+It checks every --interval seconds and fails after --timeout seconds.`,
+		Example: `  tresor wait-hsm --hsm-name ContosoMHSM --resource-group ContosoRG --created
+  tresor wait-hsm -n ContosoMHSM -g ContosoRG --custom "properties.securityDomainProperties.activationStatus=='Active'"`,
+	}, &name, nil,
+		func(cmd *cobra.Command) error {
+			n := 0
+			for _, b := range []bool{created, updated, deleted, exists, custom != ""} {
+				if b {
+					n++
+				}
+			}
+			if n != 1 {
+				return usagef(cmd, "give exactly one of --created, --updated, --deleted, --exists or --custom")
+			}
+			if interval < 1 || timeout < 1 {
+				return usagef(cmd, "--interval and --timeout must be at least 1 second")
+			}
+			succeeded := func(h map[string]any) bool {
+				return h != nil && dig(h, "properties", "provisioningState") == "Succeeded"
+			}
+			switch {
+			case created, updated:
+				cond = succeeded
+			case exists:
+				cond = func(h map[string]any) bool { return h != nil }
+			case deleted:
+				cond = func(h map[string]any) bool { return h == nil }
+			default:
+				jp, err := jmespath.Compile(custom)
+				if err != nil {
+					return usagef(cmd, "--custom %q: %v", custom, err)
+				}
+				cond = func(h map[string]any) bool {
+					if h == nil {
+						return false
+					}
+					v, err := jp.Search(h)
+					return err == nil && truthy(v)
+				}
+			}
+			return nil
+		},
+		func(ctx context.Context, c *client.Client) (any, error) {
+			deadline := time.Now().Add(time.Duration(timeout) * time.Second)
+			every := time.Duration(interval) * time.Second
+			for {
+				h, err := getHSMOrNil(ctx, c, rg, name)
+				if err != nil {
+					return nil, err
+				}
+				if cond(h) {
+					return nil, nil
+				}
+				if time.Now().Add(every).After(deadline) {
+					return nil, fmt.Errorf("wait-hsm: the managed HSM '%s' did not meet the condition within %ds", name, timeout)
+				}
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(every):
+				}
+			}
+		})
+	resourceGroupFlag(cmd, &rg, "resource group (default: find the HSM in the subscription)")
+	f := cmd.Flags()
+	f.BoolVar(&created, "created", false, "wait until the HSM is created (provisioningState Succeeded)")
+	f.BoolVar(&updated, "updated", false, "wait until the HSM is updated (provisioningState Succeeded)")
+	f.BoolVar(&deleted, "deleted", false, "wait until the HSM is deleted")
+	f.BoolVar(&exists, "exists", false, "wait until the HSM exists")
+	f.StringVar(&custom, "custom", "", "wait until this JMESPath query on the HSM is met")
+	f.IntVar(&interval, "interval", 30, "seconds between checks")
+	f.IntVar(&timeout, "timeout", 3600, "seconds to wait in all")
+	return cmd
+}
+
+// getHSMOrNil returns the HSM as generic JSON, or nil if there is none.
+func getHSMOrNil(ctx context.Context, c *client.Client, rg, name string) (map[string]any, error) {
+	var h *wire.ManagedHSM
+	var err error
+	if rg == "" {
+		h, err = c.FindHSM(ctx, name)
+	} else {
+		h, err = c.GetHSM(ctx, rg, name)
+	}
+	var ce *client.Error
+	if errors.As(err, &ce) && ce.Status == http.StatusNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	g, err := toGeneric(h)
+	if err != nil {
+		return nil, err
+	}
+	m, _ := toFloats(g).(map[string]any)
+	return m, nil
+}
+
+// truthy is JMESPath's truth: not null, false, "", [] nor {}.
+func truthy(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return false
+	case bool:
+		return x
+	case string:
+		return x != ""
+	case []any:
+		return len(x) > 0
+	case map[string]any:
+		return len(x) > 0
+	}
+	return true
 }
 
 // deletedHSMCommand returns recover or purge: a command on the deleted HSM

@@ -356,6 +356,24 @@ func ResourceGroup(id string) string {
 	return ""
 }
 
+// CheckHSMName asks whether name is free for a new managed HSM
+// (checkMhsmNameAvailability): valid, and held by no HSM of the region,
+// live or soft-deleted.
+func (c *Client) CheckHSMName(ctx context.Context, name string) (*wire.NameAvailability, error) {
+	p, err := c.subPath(ctx, "/providers/Microsoft.KeyVault/checkMhsmNameAvailability")
+	if err != nil {
+		return nil, err
+	}
+	var out wire.NameAvailability
+	if _, err := c.call(ctx, http.MethodPost, arm(p), wire.CheckNameAvailability{Name: name}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Tenant returns the tenant of the client: [Config.TenantID] or the region's.
+func (c *Client) Tenant(ctx context.Context) (string, error) { return c.tenant(ctx) }
+
 // tenant returns the tenant of the client: [Config.TenantID] or the region's.
 func (c *Client) tenant(ctx context.Context) (string, error) {
 	if c.cfg.TenantID != "" {

@@ -158,21 +158,45 @@ func (c *Client) fetchToken(ctx context.Context, resource string) (AccessToken, 
 	return t, nil
 }
 
-// jwtExpiry reads the exp claim of a JWT without verifying it; zero if the
-// token is no JWT or has no exp.
-func jwtExpiry(token string) time.Time {
+// ManagementResource returns the audience of the region's control-plane
+// tokens (what [Client.ManagementToken] asks for).
+func (c *Client) ManagementResource(ctx context.Context) (string, error) {
+	return c.managementResource(ctx)
+}
+
+// TokenTenant returns the tid claim of a JWT without verifying it; "" if
+// the token is no JWT or has no tid.
+func TokenTenant(token string) string {
+	var claims struct {
+		Tid string `json:"tid"`
+	}
+	if !jwtClaims(token, &claims) {
+		return ""
+	}
+	return claims.Tid
+}
+
+// jwtClaims decodes the claims of a JWT into v without verifying it, and
+// reports whether it could.
+func jwtClaims(token string, v any) bool {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		return time.Time{}
+		return false
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
 	if err != nil {
-		return time.Time{}
+		return false
 	}
+	return json.Unmarshal(payload, v) == nil
+}
+
+// jwtExpiry reads the exp claim of a JWT without verifying it; zero if the
+// token is no JWT or has no exp.
+func jwtExpiry(token string) time.Time {
 	var claims struct {
 		Exp json.Number `json:"exp"`
 	}
-	if json.Unmarshal(payload, &claims) != nil {
+	if !jwtClaims(token, &claims) {
 		return time.Time{}
 	}
 	exp, err := claims.Exp.Float64()

@@ -29,6 +29,7 @@ import (
 
 	"tresor/internal/barrier"
 	"tresor/internal/fault"
+	"tresor/internal/location"
 	"tresor/internal/store"
 	"tresor/internal/uuid"
 )
@@ -65,10 +66,14 @@ type Properties struct {
 	SKUName           string            `json:"skuName"`
 	NetworkACLs       map[string]any    `json:"networkAcls,omitempty"`
 	PublicNetwork     string            `json:"publicNetworkAccess,omitempty"`
-	CreatedBy         string            `json:"createdBy"`
-	Created           time.Time         `json:"created"`
-	LastModifiedBy    string            `json:"lastModifiedBy"`
-	LastModified      time.Time         `json:"lastModified"`
+	// IdentityType and UserAssignedIdentities are the ARM identity the
+	// creator or an update gave the HSM, kept and returned as given.
+	IdentityType           string    `json:"identityType,omitempty"`
+	UserAssignedIdentities []string  `json:"userAssignedIdentities,omitempty"`
+	CreatedBy              string    `json:"createdBy"`
+	Created                time.Time `json:"created"`
+	LastModifiedBy         string    `json:"lastModifiedBy"`
+	LastModified           time.Time `json:"lastModified"`
 	// SDOperation is the last security-domain operation.
 	SDOperation *SDOperation `json:"sdOperation,omitempty"`
 	// ExchangeKey (PKCS#8) and ExchangeCert (DER) exist while the instance
@@ -150,6 +155,7 @@ type propsEntry struct {
 func (p Properties) clone() Properties {
 	p.Tags = maps(p.Tags)
 	p.InitialAdmins = slices.Clone(p.InitialAdmins)
+	p.UserAssignedIdentities = slices.Clone(p.UserAssignedIdentities)
 	if p.NetworkACLs != nil {
 		acl := make(map[string]any, len(p.NetworkACLs))
 		for k, v := range p.NetworkACLs {
@@ -195,6 +201,20 @@ func ValidateName(name string) error {
 	return nil
 }
 
+// ValidateTags checks an HSM's tags as ARM does: at most 50, names of
+// 1-512 characters, values of at most 256.
+func ValidateTags(tags map[string]string) error {
+	if len(tags) > 50 {
+		return fault.New(fault.BadParameter, "InvalidTagsCount", "at most 50 tags")
+	}
+	for k, v := range tags {
+		if k == "" || len(k) > 512 || len(v) > 256 {
+			return fault.New(fault.BadParameter, "InvalidTagNameLength", "tag names must be 1-512 characters and values at most 256")
+		}
+	}
+	return nil
+}
+
 // IsUUID reports whether s is a uuid.
 func IsUUID(s string) bool { return uuid.Valid(s) }
 
@@ -204,6 +224,7 @@ type CreateRequest struct {
 	Subscription    string
 	ResourceGroup   string
 	Location        string
+	TenantID        string // "" = the region's tenant
 	Tags            map[string]string
 	InitialAdmins   []string
 	RetentionDays   int // 0 = default 90
@@ -212,6 +233,9 @@ type CreateRequest struct {
 	SKUName         string
 	NetworkACLs     map[string]any
 	PublicNetwork   string
+	// IdentityType and UserAssignedIdentities: see [Properties].
+	IdentityType           string
+	UserAssignedIdentities []string
 }
 
 // NotFound is the error (kind NotFound, code ResourceNotFound) of a request
@@ -228,11 +252,14 @@ func (s *Service) validateCreate(req *CreateRequest) error {
 	if !rgRE.MatchString(req.ResourceGroup) || strings.HasSuffix(req.ResourceGroup, ".") {
 		return fault.New(fault.BadParameter, "InvalidResourceGroup", "the resource group name %q is invalid", req.ResourceGroup)
 	}
-	if !strings.EqualFold(req.Location, s.cfg.Region) {
+	if !location.Equal(req.Location, s.cfg.Region) {
 		return fault.New(fault.BadParameter, "LocationNotAvailableForResourceType",
 			"the location %q is not available: this region serves location %q", req.Location, s.cfg.Region)
 	}
 	req.Location = s.cfg.Region
+	if req.TenantID == "" {
+		req.TenantID = s.cfg.TenantID
+	}
 	if len(req.InitialAdmins) == 0 {
 		return fault.New(fault.BadParameter, "BadRequest", "properties.initialAdminObjectIds must name at least one administrator")
 	}
@@ -252,13 +279,8 @@ func (s *Service) validateCreate(req *CreateRequest) error {
 	if req.RetentionDays < 7 || req.RetentionDays > 90 {
 		return fault.New(fault.BadParameter, "BadRequest", "properties.softDeleteRetentionInDays must be between 7 and 90, got %d", req.RetentionDays)
 	}
-	if len(req.Tags) > 50 {
-		return fault.New(fault.BadParameter, "InvalidTagsCount", "at most 50 tags")
-	}
-	for k, v := range req.Tags {
-		if k == "" || len(k) > 512 || len(v) > 256 {
-			return fault.New(fault.BadParameter, "InvalidTagNameLength", "tag names must be 1-512 characters and values at most 256")
-		}
+	if err := ValidateTags(req.Tags); err != nil {
+		return err
 	}
 	if req.SKUFamily == "" {
 		req.SKUFamily = "B"
@@ -291,10 +313,11 @@ func (s *Service) Create(ctx context.Context, c Caller, req CreateRequest) (Inst
 	now := s.cfg.Now().UTC()
 	admins := uniqueLower(req.InitialAdmins)
 	props := Properties{
-		Name: req.Name, TenantID: s.cfg.TenantID, Tags: req.Tags, InitialAdmins: admins,
+		Name: req.Name, TenantID: req.TenantID, Tags: req.Tags, InitialAdmins: admins,
 		RetentionDays: req.RetentionDays, PurgeProtection: req.PurgeProtection,
 		ActivationStatus: NotActivated, SKUFamily: req.SKUFamily, SKUName: req.SKUName,
 		NetworkACLs: req.NetworkACLs, PublicNetwork: req.PublicNetwork,
+		IdentityType: req.IdentityType, UserAssignedIdentities: req.UserAssignedIdentities,
 		CreatedBy: c.ObjectID, Created: now, LastModifiedBy: c.ObjectID, LastModified: now,
 	}
 	sealedProps, err := s.sealProps(key, props)
@@ -451,6 +474,20 @@ func (s *Service) GetIn(ctx context.Context, sub, rg, name string) (Instance, er
 		return Instance{}, NotFound(name)
 	}
 	return in, nil
+}
+
+// Lookup returns the instance that holds name (any case), live or
+// soft-deleted, and whether one does: a name is taken until its instance
+// is purged.
+func (s *Service) Lookup(ctx context.Context, name string) (Instance, bool, error) {
+	in, err := s.get(ctx, strings.ToLower(name))
+	if f, ok := fault.As(err); ok && f.Kind == fault.NotFound {
+		return Instance{}, false, nil
+	}
+	if err != nil {
+		return Instance{}, false, err
+	}
+	return in, true, nil
 }
 
 // GetDeleted returns a soft-deleted instance by name.

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -75,6 +76,40 @@ func TestARMClient(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("listed %d HSMs", n)
+	}
+	// A second BeginCreateOrUpdate updates (Terraform, Bicep and az
+	// update-hsm re-apply the resource): tags replaced, an identity added
+	// (TestAzureCLI turns purge protection on; here the HSM is purged).
+	again, err := hsms.BeginCreateOrUpdate(ctx, "rg-arm", "armhsm", armkeyvault.ManagedHsm{
+		Location: to.Ptr("Local"),
+		SKU:      &armkeyvault.ManagedHsmSKU{Family: to.Ptr(armkeyvault.ManagedHsmSKUFamilyB), Name: to.Ptr(armkeyvault.ManagedHsmSKUNameStandardB1)},
+		Tags:     map[string]*string{"env": to.Ptr("staging"), "team": to.Ptr("ops")},
+		Identity: &armkeyvault.ManagedServiceIdentity{Type: to.Ptr(armkeyvault.ManagedServiceIdentityTypeSystemAssigned)},
+		Properties: &armkeyvault.ManagedHsmProperties{
+			TenantID:                  to.Ptr(s.TenantID),
+			InitialAdminObjectIDs:     []*string{to.Ptr(s.ObjectID)},
+			EnableSoftDelete:          to.Ptr(true),
+			SoftDeleteRetentionInDays: to.Ptr(int32(7)),
+			EnablePurgeProtection:     to.Ptr(false),
+		},
+	}, nil)
+	if err != nil {
+		t.Fatalf("begin create or update of an existing HSM: %v", err)
+	}
+	reapplied, err := again.PollUntilDone(ctx, nil)
+	if err != nil {
+		t.Fatalf("create or update of an existing HSM: %v", err)
+	}
+	if *reapplied.Tags["env"] != "staging" || *reapplied.Tags["team"] != "ops" || *reapplied.Properties.EnablePurgeProtection ||
+		*reapplied.Identity.Type != armkeyvault.ManagedServiceIdentityTypeSystemAssigned || *reapplied.ID != *created.ID {
+		t.Fatalf("updated by PUT: %+v", reapplied)
+	}
+	_, err = hsms.BeginCreateOrUpdate(ctx, "rg-arm", "armhsm", armkeyvault.ManagedHsm{
+		Location:   to.Ptr("westeurope"),
+		Properties: &armkeyvault.ManagedHsmProperties{InitialAdminObjectIDs: []*string{to.Ptr(s.ObjectID)}},
+	}, nil)
+	if httpStatus(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "location") {
+		t.Fatalf("changing the location: %v", err)
 	}
 	up, err := hsms.BeginUpdate(ctx, "rg-arm", "armhsm", armkeyvault.ManagedHsm{Tags: map[string]*string{"env": to.Ptr("prod")}}, nil)
 	if err != nil {

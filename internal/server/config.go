@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"tresor/internal/location"
 )
 
 // Config configures a region server. The same keys are accepted in a JSON
@@ -20,6 +22,11 @@ type Config struct {
 	Listen string `json:"listen"`
 	// Region is the location name (default "local").
 	Region string `json:"region"`
+	// RegionDisplayName is the location's display name, which ARM clients
+	// (az) map to the name (default: Azure's display name when Region is
+	// the name of an Azure region, such as "East US 2" for eastus2, else
+	// Region).
+	RegionDisplayName string `json:"regionDisplayName"`
 	// DNSSuffix: HSM endpoints are https://{name}.{DNSSuffix}:{port}.
 	DNSSuffix string `json:"dnsSuffix"`
 	// PublicURL is the advertised region endpoint (default https://localhost:{port}).
@@ -84,6 +91,12 @@ type Config struct {
 
 // IdentityConfig configures authentication.
 type IdentityConfig struct {
+	// TenantID is the region's tenant: the {tenant} of its token endpoint
+	// and the tid of its tokens, and the tenant of HSMs its own principals
+	// create. Without it the region keeps the tenant it generated on its
+	// first start; set, it replaces that one (HSMs keep the tenant they
+	// were created with).
+	TenantID string `json:"tenantId"`
 	// Authorization is the URL advertised in the HSM challenge (default
 	// {PublicURL}/{tenant}).
 	Authorization string `json:"authorization"`
@@ -108,6 +121,11 @@ type TrustedIssuerConfig struct {
 	JWKSFile       string   `json:"jwksFile"`
 	Audiences      []string `json:"audiences"`
 	PrincipalClaim string   `json:"principalClaim"`
+	// TenantIDs are the tenants the issuer speaks for: an HSM that a
+	// principal of this issuer creates may record one of them as its
+	// tenantId (the one the request names, else the token's tid if it is
+	// one). Without them the token's tid is the issuer's tenant.
+	TenantIDs []string `json:"tenantIds"`
 }
 
 // Rate is a rate limit: perSecond requests a second in bursts of up to
@@ -178,6 +196,18 @@ func LoadConfigFile(path string, cfg *Config) error {
 	return nil
 }
 
+// DisplayName is the region's display name: RegionDisplayName, else
+// Azure's display name of Region, else Region.
+func (c Config) DisplayName() string {
+	if c.RegionDisplayName != "" {
+		return c.RegionDisplayName
+	}
+	if d, ok := location.DisplayName(c.Region); ok {
+		return d
+	}
+	return c.Region
+}
+
 // Validate checks the configuration; messages name the field.
 func (c Config) Validate() error {
 	if c.DataDir == "" {
@@ -188,6 +218,12 @@ func (c Config) Validate() error {
 	}
 	if c.Region == "" || strings.ContainsAny(c.Region, " /") {
 		return fmt.Errorf("config: region (--region) %q must be a name without spaces or slashes", c.Region)
+	}
+	if strings.TrimSpace(c.RegionDisplayName) != c.RegionDisplayName || strings.ContainsAny(c.RegionDisplayName, "/\n") {
+		return fmt.Errorf("config: regionDisplayName (--region-display-name) %q must not start or end with a space nor hold a slash or a line break", c.RegionDisplayName)
+	}
+	if c.RegionDisplayName != "" && !location.Equal(c.RegionDisplayName, c.Region) {
+		return fmt.Errorf("config: regionDisplayName (--region-display-name) %q must be region %q with spaces or other case (ARM compares locations ignoring both)", c.RegionDisplayName, c.Region)
 	}
 	if c.DNSSuffix == "" || strings.HasPrefix(c.DNSSuffix, ".") || strings.Contains(c.DNSSuffix, "/") {
 		return fmt.Errorf("config: dnsSuffix (--dns-suffix) %q must be a DNS name", c.DNSSuffix)
@@ -229,10 +265,32 @@ func (c Config) Validate() error {
 	if c.Identity.TokenLifetime.Duration < time.Minute || c.Identity.TokenLifetime.Duration > 24*time.Hour {
 		return fmt.Errorf("config: identity.tokenLifetime must be between 1m and 24h")
 	}
+	if c.Identity.TenantID != "" && !validTenant(c.Identity.TenantID) {
+		return fmt.Errorf("config: identity.tenantId %q must be 1-64 letters, digits, '-' or '.' (a tenant id such as a uuid)", c.Identity.TenantID)
+	}
 	for i, t := range c.Identity.TrustedIssuers {
 		if t.Issuer == "" || (t.DiscoveryURL == "") == (t.JWKSFile == "") || len(t.Audiences) == 0 {
 			return fmt.Errorf("config: identity.trustedIssuers[%d] needs issuer, audiences, and one of discoveryUrl or jwksFile", i)
 		}
+		for j, tid := range t.TenantIDs {
+			if !validTenant(tid) {
+				return fmt.Errorf("config: identity.trustedIssuers[%d].tenantIds[%d] %q must be 1-64 letters, digits, '-' or '.' (a tenant id such as a uuid)", i, j, tid)
+			}
+		}
 	}
 	return nil
+}
+
+// validTenant reports whether t can be a tenant id: what the region's
+// issuer accepts in its {tenant} path segment.
+func validTenant(t string) bool {
+	if t == "" || len(t) > 64 {
+		return false
+	}
+	for _, r := range t {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
 }

@@ -68,21 +68,27 @@ func TestConfigValidate(t *testing.T) {
 		mod   func(*Config)
 		field string
 	}{
-		"no data dir":             {func(c *Config) { c.DataDir = "" }, "dataDir"},
-		"bad listen":              {func(c *Config) { c.Listen = "8443" }, "listen"},
-		"region with space":       {func(c *Config) { c.Region = "east us" }, "region"},
-		"bad dns suffix":          {func(c *Config) { c.DNSSuffix = ".x" }, "dnsSuffix"},
-		"no tls, no dev":          {func(c *Config) { c.Dev = false }, "tlsCert"},
-		"cert without key":        {func(c *Config) { c.TLSCert = "c.pem" }, "tlsKey"},
-		"zero interval":           {func(c *Config) { c.PurgeInterval.Duration = 0 }, "purgeInterval"},
-		"lifetime too long":       {func(c *Config) { c.Identity.TokenLifetime.Duration = 48 * time.Hour }, "tokenLifetime"},
-		"no connections":          {func(c *Config) { c.MaxConnections = 0 }, "maxConnections"},
-		"negative per-client cap": {func(c *Config) { c.MaxConnectionsPerClient = -1 }, "maxConnectionsPerClient"},
-		"no body timeout":         {func(c *Config) { c.RequestBodyTimeout.Duration = 0 }, "requestBodyTimeout"},
-		"response before body":    {func(c *Config) { c.ResponseTimeout.Duration = time.Second }, "responseTimeout"},
-		"negative rate":           {func(c *Config) { c.PrincipalRate.PerSecond = -1 }, "principalRate"},
-		"negative burst":          {func(c *Config) { c.TokenRatePerClient.Burst = -1 }, "tokenRatePerClient"},
-		"negative key limit":      {func(c *Config) { c.MaxKeysPerHsm = -1 }, "maxKeysPerHsm"},
+		"no data dir":                    {func(c *Config) { c.DataDir = "" }, "dataDir"},
+		"bad listen":                     {func(c *Config) { c.Listen = "8443" }, "listen"},
+		"region with space":              {func(c *Config) { c.Region = "east us" }, "region"},
+		"bad dns suffix":                 {func(c *Config) { c.DNSSuffix = ".x" }, "dnsSuffix"},
+		"no tls, no dev":                 {func(c *Config) { c.Dev = false }, "tlsCert"},
+		"cert without key":               {func(c *Config) { c.TLSCert = "c.pem" }, "tlsKey"},
+		"zero interval":                  {func(c *Config) { c.PurgeInterval.Duration = 0 }, "purgeInterval"},
+		"lifetime too long":              {func(c *Config) { c.Identity.TokenLifetime.Duration = 48 * time.Hour }, "tokenLifetime"},
+		"no connections":                 {func(c *Config) { c.MaxConnections = 0 }, "maxConnections"},
+		"negative per-client cap":        {func(c *Config) { c.MaxConnectionsPerClient = -1 }, "maxConnectionsPerClient"},
+		"no body timeout":                {func(c *Config) { c.RequestBodyTimeout.Duration = 0 }, "requestBodyTimeout"},
+		"response before body":           {func(c *Config) { c.ResponseTimeout.Duration = time.Second }, "responseTimeout"},
+		"negative rate":                  {func(c *Config) { c.PrincipalRate.PerSecond = -1 }, "principalRate"},
+		"negative burst":                 {func(c *Config) { c.TokenRatePerClient.Burst = -1 }, "tokenRatePerClient"},
+		"negative key limit":             {func(c *Config) { c.MaxKeysPerHsm = -1 }, "maxKeysPerHsm"},
+		"display name of another region": {func(c *Config) { c.Region, c.RegionDisplayName = "eastus2", "East US" }, "regionDisplayName"},
+		"tenant with slash":              {func(c *Config) { c.Identity.TenantID = "a/b" }, "identity.tenantId"},
+		"issuer tenant empty": {func(c *Config) {
+			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", JWKSFile: "j", Audiences: []string{"a"}, TenantIDs: []string{""}}}
+		}, "trustedIssuers[0].tenantIds[0]"},
+		"display name with slash": {func(c *Config) { c.RegionDisplayName = "lo/cal" }, "regionDisplayName"},
 		"issuer without keys": {func(c *Config) {
 			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", Audiences: []string{"a"}}}
 		}, "trustedIssuers[0]"},
@@ -94,6 +100,29 @@ func TestConfigValidate(t *testing.T) {
 			err := c.Validate()
 			if err == nil || !strings.Contains(err.Error(), tc.field) {
 				t.Fatalf("Validate() = %v, want an error naming %s", err, tc.field)
+			}
+		})
+	}
+}
+
+func TestConfigDisplayName(t *testing.T) {
+	tests := map[string]struct {
+		region, display, want string
+	}{
+		"Azure region":           {"eastus2", "", "East US 2"},
+		"Azure region, any case": {"WestEurope", "", "West Europe"},
+		"own region":             {"local", "", "local"},
+		"configured":             {"dc1", "DC 1", "DC 1"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			c := DefaultConfig()
+			c.DataDir, c.Dev, c.Region, c.RegionDisplayName = "d", true, tc.region, tc.display
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if got := c.DisplayName(); got != tc.want {
+				t.Fatalf("DisplayName() = %q, want %q", got, tc.want)
 			}
 		})
 	}

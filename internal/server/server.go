@@ -171,7 +171,7 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 		return nil, err
 	}
 	apiCfg := api.Config{
-		Region: cfg.Region, DNSSuffix: cfg.DNSSuffix, Port: port, TenantID: reg.tenant,
+		Region: cfg.Region, RegionDisplayName: cfg.DisplayName(), DNSSuffix: cfg.DNSSuffix, Port: port, TenantID: reg.tenant,
 		Subscription: reg.subscription, Authority: s.Endpoint, HSMResource: hsmResource,
 		ChallengeAuth: cfg.Identity.Authorization, RegionAdmins: cfg.Identity.RegionAdmins,
 		ExternalPrincipals: len(cfg.Identity.TrustedIssuers) > 0,
@@ -181,7 +181,9 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 		PrincipalRate: api.Rate(cfg.PrincipalRate),
 	}
 	var trusted []identity.TrustedIssuer
+	apiCfg.IssuerTenants = map[string][]string{}
 	for _, t := range cfg.Identity.TrustedIssuers {
+		apiCfg.IssuerTenants[t.Issuer] = t.TenantIDs
 		trusted = append(trusted, identity.TrustedIssuer{Issuer: t.Issuer, DiscoveryURL: t.DiscoveryURL,
 			JWKSFile: t.JWKSFile, Audiences: t.Audiences, PrincipalClaim: t.PrincipalClaim})
 	}
@@ -324,9 +326,22 @@ func (s *Server) initRegion(ctx context.Context) (regionState, error) {
 		}
 		return get(key)
 	}
-	tenant, err := putOnce(keyTenant, func() ([]byte, error) { return []byte(uuid.New()), nil })
+	tenant, err := putOnce(keyTenant, func() ([]byte, error) {
+		if t := s.cfg.Identity.TenantID; t != "" {
+			return []byte(t), nil
+		}
+		return []byte(uuid.New()), nil
+	})
 	if err != nil {
 		return rs, err
+	}
+	// A configured tenant wins over the one a previous start stored.
+	if t := s.cfg.Identity.TenantID; t != "" && string(tenant) != t {
+		if err := s.st.Apply(ctx, store.PutRegionValue{Key: keyTenant, Value: []byte(t)}); err != nil {
+			return rs, err
+		}
+		s.log.Info("region tenant changed by identity.tenantId; existing HSMs keep their tenant", "from", string(tenant), "to", t)
+		tenant = []byte(t)
 	}
 	sub, err := putOnce(keySubscription, func() ([]byte, error) { return []byte(uuid.New()), nil })
 	if err != nil {

@@ -33,6 +33,41 @@ type ManagedHSM struct {
 	Tags       map[string]string `json:"tags,omitempty"`
 	SystemData *SystemData       `json:"systemData,omitempty"`
 	Properties ManagedHSMProps   `json:"properties"`
+	// Identity is stored and returned; Tresor has no managed identities
+	// to give the HSM.
+	Identity *ManagedServiceIdentity `json:"identity,omitempty"`
+}
+
+// ManagedServiceIdentity is ARM's identity of a resource.
+type ManagedServiceIdentity struct {
+	// Type is None, SystemAssigned, UserAssigned or
+	// "SystemAssigned,UserAssigned".
+	Type                   string                           `json:"type"`
+	PrincipalID            string                           `json:"principalId,omitempty"`
+	TenantID               string                           `json:"tenantId,omitempty"`
+	UserAssignedIdentities map[string]*UserAssignedIdentity `json:"userAssignedIdentities,omitempty"`
+}
+
+// UserAssignedIdentity is a value of
+// [ManagedServiceIdentity.UserAssignedIdentities] (empty in requests).
+type UserAssignedIdentity struct {
+	PrincipalID string `json:"principalId,omitempty"`
+	ClientID    string `json:"clientId,omitempty"`
+}
+
+// CheckNameAvailability is the body of POST
+// /subscriptions/{sub}/providers/Microsoft.KeyVault/checkMhsmNameAvailability.
+type CheckNameAvailability struct {
+	Name string `json:"name"`
+}
+
+// NameAvailability answers [CheckNameAvailability]. Reason
+// (AccountNameInvalid or AlreadyExists) and Message are set when the name
+// is not available.
+type NameAvailability struct {
+	NameAvailable bool   `json:"nameAvailable"`
+	Reason        string `json:"reason,omitempty"`
+	Message       string `json:"message,omitempty"`
 }
 
 // SKU of a managed HSM; accepted and echoed.
@@ -67,6 +102,8 @@ type ManagedHSMProps struct {
 	SecurityDomainProperties  *SecurityDomainProperties `json:"securityDomainProperties,omitempty"`
 	ScheduledPurgeDate        *time.Time                `json:"scheduledPurgeDate,omitempty"`
 	Regions                   []map[string]any          `json:"regions,omitempty"`
+	// PrivateEndpointConnections is read-only; Tresor has none.
+	PrivateEndpointConnections []map[string]any `json:"privateEndpointConnections,omitempty"`
 }
 
 // SecurityDomainProperties tells whether the HSM is activated.
