@@ -20,7 +20,7 @@ func TestLoadConfigFile(t *testing.T) {
 	cfg := DefaultConfig()
 	if err := LoadConfigFile(write(`{"dataDir":"/var/lib/tresor","listen":"127.0.0.1:9443","region":"eu1","dev":true,"purgeInterval":"30s",
 		"identity":{"tokenLifetime":"15m","regionAdmins":["11111111-2222-4333-8444-555555555555"],
-		"trustedIssuers":[{"issuer":"https://idp.example","jwksFile":"jwks.json","audiences":["tresor"]}]}}`), &cfg); err != nil {
+		"trustedIssuers":[{"issuer":"https://idp.example","jwksFile":"jwks.json","armAudiences":["tresor-arm"],"hsmAudiences":["tresor-hsm"]}]}}`), &cfg); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.DataDir != "/var/lib/tresor" || cfg.Region != "eu1" || cfg.PurgeInterval.Duration != 30*time.Second ||
@@ -66,8 +66,20 @@ func TestConfigValidate(t *testing.T) {
 		"zero interval":     {func(c *Config) { c.PurgeInterval.Duration = 0 }, "purgeInterval"},
 		"lifetime too long": {func(c *Config) { c.Identity.TokenLifetime.Duration = 48 * time.Hour }, "tokenLifetime"},
 		"issuer without keys": {func(c *Config) {
-			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", Audiences: []string{"a"}}}
+			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", ARMAudiences: []string{"a"}}}
 		}, "trustedIssuers[0]"},
+		"issuer with both-plane audiences": {func(c *Config) {
+			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", JWKSFile: "j", Audiences: []string{"a"}}}
+		}, "trustedIssuers[0].audiences is no longer accepted (its tokens were good on both planes): split it into armAudiences"},
+		"issuer without audiences": {func(c *Config) {
+			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", JWKSFile: "j"}}
+		}, "trustedIssuers[0] needs armAudiences, hsmAudiences or both"},
+		"issuer with an empty audience": {func(c *Config) {
+			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", JWKSFile: "j", ARMAudiences: []string{"a"}, HSMAudiences: []string{""}}}
+		}, "trustedIssuers[0].hsmAudiences[0] is empty"},
+		"extra audiences on both planes": {func(c *Config) { c.Identity.ExtraAudiences = []string{"https://managedhsm.azure.net"} },
+			"identity.extraAudiences is no longer accepted"},
+		"empty extra ARM audience": {func(c *Config) { c.Identity.ExtraARMAudiences = []string{" "} }, "identity.extraArmAudiences[0] is empty"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

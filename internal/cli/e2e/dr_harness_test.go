@@ -541,9 +541,11 @@ func newIssuer(t *testing.T) *issuer {
 // regionAdmins region administrators.
 func (is *issuer) config(t *testing.T, regionAdmins ...string) string {
 	t.Helper()
+	// One audience for both planes: TRESOR_ACCESS_TOKEN is a single token
+	// for the region endpoint and the HSM endpoints.
 	cfg := map[string]any{"identity": map[string]any{
 		"regionAdmins":   regionAdmins,
-		"trustedIssuers": []any{map[string]any{"issuer": is.url, "jwksFile": is.jwksFile, "audiences": []string{is.audience}}},
+		"trustedIssuers": []any{map[string]any{"issuer": is.url, "jwksFile": is.jwksFile, "armAudiences": []string{is.audience}, "hsmAudiences": []string{is.audience}}},
 	}}
 	b, _ := json.Marshal(cfg)
 	f := filepath.Join(t.TempDir(), "tresor.json")
