@@ -79,6 +79,7 @@ and writes the credentials as export lines to {data-dir}/dev.env.`,
 	f.StringVar(&cfg.Identity.Authorization, "challenge-authorization", "", "authorization URL in the HSM challenge (default {endpoint}/{tenant})")
 	f.StringVar(&cfg.Identity.Resource, "challenge-resource", "", "resource in the HSM challenge and HSM token audience (default https://{dns-suffix}:{port})")
 	f.StringArrayVar(&cfg.BackupDirs, "backup-dir", nil, "absolute directory that file:// backup destinations may name (repeatable; --dev adds {data-dir}/backups)")
+	f.BoolVar(&cfg.StrictIssuers, "strict-issuers", false, "refuse to start when a trusted issuer's keys cannot be fetched (default: start, log why and retry every minute)")
 	f.StringSliceVar(&cfg.Identity.RegionAdmins, "region-admin", nil, "object id of an external principal that administers the region (repeatable)")
 	return cmd
 }
@@ -104,6 +105,7 @@ func overlayFlags(cmd *cobra.Command, dst *Config, src Config) {
 	set("challenge-authorization", func() { dst.Identity.Authorization = src.Identity.Authorization })
 	set("challenge-resource", func() { dst.Identity.Resource = src.Identity.Resource })
 	set("backup-dir", func() { dst.BackupDirs = src.BackupDirs })
+	set("strict-issuers", func() { dst.StrictIssuers = src.StrictIssuers })
 	set("region-admin", func() { dst.Identity.RegionAdmins = src.Identity.RegionAdmins })
 }
 

@@ -40,6 +40,10 @@ type Config struct {
 	BackupDirs []string `json:"backupDirs"`
 	// Identity configures tokens and trusted issuers.
 	Identity IdentityConfig `json:"identity"`
+	// StrictIssuers refuses to start when a trusted issuer's keys cannot
+	// be fetched or read; without it the server starts, logs why and keeps
+	// retrying (once a minute) while refusing the issuer's tokens.
+	StrictIssuers bool `json:"strictIssuers"`
 	// Clock, if set, is the time of the instance and key lifecycles
 	// (deletion dates, purges, rotations); tests set it. Tokens always use
 	// the real time.
@@ -85,6 +89,10 @@ type TrustedIssuerConfig struct {
 	DiscoveryURL string `json:"discoveryUrl"`
 	// JWKSFile is a local JWK Set file of the issuer's signing keys.
 	JWKSFile string `json:"jwksFile"`
+	// CAFile is a PEM file of the CA certificates that the issuer's
+	// discovery document and JWKS are served with (a private CA). When set,
+	// only these roots are trusted for the issuer; when empty, the system's.
+	CAFile string `json:"caFile"`
 	// ARMAudiences are the aud values accepted on the region endpoint: the
 	// cloud's activeDirectoryResourceId that az and the ARM SDKs ask for
 	// (e.g. "https://management.core.windows.net/").
@@ -198,6 +206,8 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%s needs issuer and one of discoveryUrl or jwksFile", p)
 		case len(t.ARMAudiences) == 0 && len(t.HSMAudiences) == 0:
 			return fmt.Errorf("%s needs armAudiences, hsmAudiences or both", p)
+		case t.CAFile != "" && t.DiscoveryURL == "":
+			return fmt.Errorf("%s.caFile goes with discoveryUrl", p)
 		}
 		if err := checkAudiences(p[len("config: "):]+".armAudiences", t.ARMAudiences); err != nil {
 			return err

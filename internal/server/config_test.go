@@ -77,6 +77,9 @@ func TestConfigValidate(t *testing.T) {
 		"issuer with an empty audience": {func(c *Config) {
 			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", JWKSFile: "j", ARMAudiences: []string{"a"}, HSMAudiences: []string{""}}}
 		}, "trustedIssuers[0].hsmAudiences[0] is empty"},
+		"caFile with jwksFile": {func(c *Config) {
+			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", JWKSFile: "j", CAFile: "ca.pem", HSMAudiences: []string{"h"}}}
+		}, "trustedIssuers[0].caFile goes with discoveryUrl"},
 		"extra audiences on both planes": {func(c *Config) { c.Identity.ExtraAudiences = []string{"https://managedhsm.azure.net"} },
 			"identity.extraAudiences is no longer accepted"},
 		"empty extra ARM audience": {func(c *Config) { c.Identity.ExtraARMAudiences = []string{" "} }, "identity.extraArmAudiences[0] is empty"},
@@ -90,5 +93,25 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v, want an error naming %s", err, tc.field)
 			}
 		})
+	}
+}
+
+// TestExampleTrustedIssuerConfig loads the trusted-issuer example of the
+// docs: it must stay a valid config file.
+func TestExampleTrustedIssuerConfig(t *testing.T) {
+	cfg := DefaultConfig()
+	if err := LoadConfigFile(filepath.Join("..", "..", "docs", "examples", "trusted-issuer.json"), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Identity.TrustedIssuers) == 0 {
+		t.Fatal("the example trusts no issuer")
+	}
+	for i, ti := range cfg.Identity.TrustedIssuers {
+		if len(ti.ARMAudiences) == 0 || len(ti.HSMAudiences) == 0 || ti.CAFile == "" {
+			t.Errorf("trustedIssuers[%d] should show both planes' audiences and a caFile: %+v", i, ti)
+		}
 	}
 }

@@ -170,6 +170,14 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	if err != nil {
 		return nil, err
 	}
+	if cfg.StrictIssuers {
+		fctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := errors.Join(s.mgmtV.FetchKeys(fctx), s.hsmV.FetchKeys(fctx))
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("strict issuers: %w", err)
+		}
+	}
 	s.Instances = instances.New(s.st, s.seal, reg.barrier, instances.Config{Region: cfg.Region, TenantID: reg.tenant, Now: cfg.Clock})
 	s.Policy = policy.New(s.Instances, s.st)
 	s.Keys = keys.New(s.Instances, s.st, cfg.Clock)
@@ -352,9 +360,15 @@ func (s *Server) Run(ctx context.Context) error {
 		defer close(purgeDone)
 		s.purgeLoop(pctx)
 	}()
+	issuersDone := make(chan struct{})
+	go func() {
+		defer close(issuersDone)
+		s.fetchIssuerKeys(pctx)
+	}()
 	defer func() {
 		stopPurge()
 		<-purgeDone
+		<-issuersDone
 	}()
 	select {
 	case err := <-errc:

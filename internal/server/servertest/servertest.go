@@ -57,8 +57,20 @@ func Start(t testing.TB, opts ...Option) *Server {
 // StartConfig starts a region with cfg.
 func StartConfig(t testing.TB, cfg server.Config) *Server {
 	t.Helper()
+	return StartConfigLog(t, cfg, nil)
+}
+
+// StartConfigLog starts a region with cfg whose log also goes to logw (if
+// not nil), for tests that check what the server logs. logw must be safe
+// for concurrent use.
+func StartConfigLog(t testing.TB, cfg server.Config, logw io.Writer) *Server {
+	t.Helper()
+	var w io.Writer = testWriter{t}
+	if logw != nil {
+		w = io.MultiWriter(w, logw)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg, testWriter{t})
+	srv, err := server.New(ctx, cfg, w)
 	if err != nil {
 		cancel()
 		t.Fatalf("start server: %v", err)
