@@ -193,7 +193,7 @@ func (c *keyCache) lookup(ctx context.Context, kid string) (verifyKey, error) {
 	if c.source == nil {
 		return verifyKey{}, invalid(reasonUnknownKey, nil)
 	}
-	err := c.refresh(ctx, set)
+	err := c.refresh(ctx, set, true)
 	if cur := c.set.Load(); cur != nil {
 		if k, ok := cur.keys[kid]; ok {
 			return k, nil // refreshed, or stale and the refresh failed: keep using it
@@ -208,8 +208,10 @@ func (c *keyCache) lookup(ctx context.Context, kid string) (verifyKey, error) {
 }
 
 // refresh fetches the keys unless another caller replaced seen meanwhile or
-// the last attempt was less than minRefreshInterval ago.
-func (c *keyCache) refresh(ctx context.Context, seen *keySet) error {
+// the last attempt was less than minRefreshInterval ago. With detach, the
+// fetch outlives ctx (a token's request, whose client may hang up while
+// others wait for the same keys).
+func (c *keyCache) refresh(ctx context.Context, seen *keySet, detach bool) error {
 	select {
 	case c.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -223,11 +225,18 @@ func (c *keyCache) refresh(ctx context.Context, seen *keySet) error {
 	if !c.lastAttempt.IsZero() && now.Sub(c.lastAttempt) < minRefreshInterval {
 		return errRefreshLimited
 	}
+	prevAttempt := c.lastAttempt
 	c.lastAttempt = now
-	// A client hanging up must not abort a fetch that others rely on.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+	if detach {
+		ctx = context.WithoutCancel(ctx)
+	}
+	fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
 	keys, err := c.fetch(fctx)
+	if err != nil && ctx.Err() != nil {
+		c.lastAttempt = prevAttempt // ended by the caller (a shutdown), not by the issuer
+		return err
+	}
 	if err != nil {
 		c.failing = true
 		if c.log != nil {

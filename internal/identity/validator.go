@@ -116,6 +116,7 @@ type acceptedIssuer struct {
 	principalClaim string
 	local          bool
 	keys           *keyCache
+	shared         bool // keys belong to the ValidatorConfig.ShareKeys validator
 }
 
 // NewValidator returns a Validator for cfg. It reads the JWKS files of
@@ -157,7 +158,7 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 		}
 		if sh := cfg.ShareKeys; sh != nil {
 			if o := sh.issuers[t.Issuer]; o != nil && !o.local && o.source == a.source {
-				a.keys = o.keys
+				a.keys, a.shared = o.keys, true
 				v.issuers[t.Issuer] = a
 				continue
 			}
@@ -165,7 +166,7 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 		a.keys = newKeyCache(t.keySource(), v.now)
 		a.keys.log = issuerLogger(cfg.Logger, t.Issuer)
 		if t.JWKSFile != "" {
-			if err := a.keys.refresh(context.Background(), nil); err != nil {
+			if err := a.keys.refresh(context.Background(), nil, false); err != nil {
 				return nil, fmt.Errorf("identity: ValidatorConfig.Trusted[%d].JWKSFile: %w", n, err)
 			}
 		}
@@ -176,17 +177,20 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 
 // FetchKeys fetches the keys of every trusted issuer that has none yet
 // (issuers with a DiscoveryURL are otherwise contacted on first use), at
-// most once a minute per issuer. It returns the failures joined, each naming
-// the issuer; they are also logged. A server calls it at start, to refuse to
-// start with a misconfigured issuer or to retry until every issuer answers.
+// most once a minute per issuer; issuers whose keys come from
+// [ValidatorConfig.ShareKeys] are left to that Validator's FetchKeys. It
+// returns the failures joined, each naming the issuer; they are also
+// logged. Unlike the fetches a token starts, these end with ctx. A server
+// calls it at start, to refuse to start with a misconfigured issuer or to
+// retry until every issuer answers.
 func (v *Validator) FetchKeys(ctx context.Context) error {
 	var errs []error
 	for _, iss := range v.issuers {
 		c := iss.keys
-		if c.source == nil || c.set.Load() != nil {
+		if c.source == nil || iss.shared || c.set.Load() != nil {
 			continue
 		}
-		if err := c.refresh(ctx, nil); err != nil {
+		if err := c.refresh(ctx, nil, false); err != nil {
 			errs = append(errs, fmt.Errorf("trusted issuer %s: %w", iss.issuer, err))
 		}
 	}

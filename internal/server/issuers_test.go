@@ -219,6 +219,9 @@ func TestTrustedIssuerTLS(t *testing.T) {
 					t.Fatal("the server started")
 				}
 				wantIn("start error", err.Error())
+				if strings.Contains(err.Error(), "less than a minute ago") {
+					t.Errorf("the start error reports the shared issuer twice: %v", err)
+				}
 				return
 			}
 			var logs lockedBuffer
