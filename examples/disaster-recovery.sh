@@ -120,7 +120,7 @@ command -v curl >/dev/null || { echo "curl is missing" >&2; exit 1; }
 # The CLI reads only what this script gives it: no login profile of the user.
 export TRESOR_CONFIG_DIR=$work/cli
 unset TRESOR_SERVER TRESOR_CA_FILE TRESOR_TENANT_ID TRESOR_CLIENT_ID TRESOR_CLIENT_SECRET \
-	TRESOR_SUBSCRIPTION_ID TRESOR_ACCESS_TOKEN
+	TRESOR_SUBSCRIPTION_ID TRESOR_ACCESS_TOKEN TRESOR_HSM_ACCESS_TOKEN
 tresor() { "$tresor" "$@"; }
 
 # --- Azurite -------------------------------------------------------------------
@@ -216,7 +216,10 @@ info "container: $container (service SAS, permissions racwdl, sv=$sas_version)"
 # --- the external OIDC issuer: one operator identity for both regions ----------
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
 issuer=https://idp.contoso.example/tenant
-audience=api://tresor
+# One audience per plane, as Entra ID has: tokens for the region endpoint
+# (ARM) are not good on the HSM endpoints, nor the other way round.
+arm_audience=api://tresor-arm
+hsm_audience=api://tresor-hsm
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/idp.key" 2>/dev/null
 modulus=$(openssl rsa -in "$work/idp.key" -noout -modulus | cut -d= -f2)
 # shellcheck disable=SC2059 # the format is the modulus as \xHH escapes
@@ -224,18 +227,19 @@ n=$(printf "$(printf '%s' "$modulus" | sed 's/../\\x&/g')" | b64url)
 printf '{"keys":[{"kty":"RSA","kid":"idp-1","use":"sig","alg":"RS256","n":"%s","e":"AQAB"}]}\n' "$n" >"$work/idp-jwks.json"
 operator=$(cat /proc/sys/kernel/random/uuid 2>/dev/null || uuidgen | tr '[:upper:]' '[:lower:]')
 
-# token OID prints a one-hour RS256 token of the issuer for object id OID.
+# token OID AUD prints a one-hour RS256 token of the issuer for object id
+# OID and audience AUD.
 token() {
 	local now header payload
 	now=$(date +%s)
 	header=$(printf '{"alg":"RS256","typ":"JWT","kid":"idp-1"}' | b64url)
 	payload=$(printf '{"iss":"%s","aud":"%s","sub":"%s","oid":"%s","iat":%d,"nbf":%d,"exp":%d}' \
-		"$issuer" "$audience" "$1" "$1" "$now" "$now" $((now + 3600)) | b64url)
+		"$issuer" "$2" "$1" "$1" "$now" "$now" $((now + 3600)) | b64url)
 	printf '%s.%s.%s' "$header" "$payload" \
 		"$(printf '%s.%s' "$header" "$payload" | openssl dgst -sha256 -sign "$work/idp.key" -binary | b64url)"
 }
-printf '{"identity":{"trustedIssuers":[{"issuer":"%s","jwksFile":"%s","audiences":["%s"]}],"regionAdmins":["%s"]}}\n' \
-	"$issuer" "$work/idp-jwks.json" "$audience" "$operator" >"$work/region.json"
+printf '{"identity":{"trustedIssuers":[{"issuer":"%s","jwksFile":"%s","armAudiences":["%s"],"hsmAudiences":["%s"]}],"regionAdmins":["%s"]}}\n' \
+	"$issuer" "$work/idp-jwks.json" "$arm_audience" "$hsm_audience" "$operator" >"$work/region.json"
 info "operator (external issuer $issuer): object id $operator"
 
 # --- regions -------------------------------------------------------------------
@@ -264,8 +268,9 @@ as_operator() {
 	source "$1/dev.env"
 	export TRESOR_SERVER TRESOR_CA_FILE TRESOR_TENANT_ID
 	unset TRESOR_CLIENT_ID TRESOR_CLIENT_SECRET
-	TRESOR_ACCESS_TOKEN=$(token "$operator")
-	export TRESOR_ACCESS_TOKEN
+	TRESOR_ACCESS_TOKEN=$(token "$operator" "$arm_audience")
+	TRESOR_HSM_ACCESS_TOKEN=$(token "$operator" "$hsm_audience")
+	export TRESOR_ACCESS_TOKEN TRESOR_HSM_ACCESS_TOKEN
 }
 
 # ============================================================================
@@ -395,7 +400,7 @@ refused "one custodian key is not a quorum" "Insufficient shares" \
 	--sd-wrapping-keys custodians/cert_1.key --sd-file-restore-blob restore-blob.json
 (
 	# No server and no credentials: the custodians' keys stay on this machine.
-	unset TRESOR_SERVER TRESOR_ACCESS_TOKEN
+	unset TRESOR_SERVER TRESOR_ACCESS_TOKEN TRESOR_HSM_ACCESS_TOKEN
 	tresor security-domain restore-blob --sd-file contoso-SD.json --sd-exchange-key contoso-exchange.cer \
 		--sd-wrapping-keys custodians/cert_0.key custodians/cert_2.key --sd-file-restore-blob restore-blob.json
 )
@@ -454,7 +459,7 @@ tresor principal create --display-name payments-app --query '[objectId, clientId
 info "payments-app in region B: $app_b (in region A it was $app_a)"
 check "the restored assignment at /keys/payments names region A's id" grep -q "\"principalId\": \"$app_a\"" restored/roles.json
 as_app() {
-	env -u TRESOR_ACCESS_TOKEN TRESOR_CLIENT_ID="$app_b_client" TRESOR_CLIENT_SECRET="$app_b_secret" \
+	env -u TRESOR_ACCESS_TOKEN -u TRESOR_HSM_ACCESS_TOKEN TRESOR_CLIENT_ID="$app_b_client" TRESOR_CLIENT_SECRET="$app_b_secret" \
 		TRESOR_CONFIG_DIR="$work/cli-app" "$tresor" "$@"
 }
 refused "the new payments-app does not inherit it" "Forbidden|permission" \

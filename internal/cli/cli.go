@@ -15,7 +15,8 @@
 // Commands find the region and the credentials in the environment
 // (TRESOR_SERVER, TRESOR_CA_FILE, TRESOR_TENANT_ID, TRESOR_CLIENT_ID,
 // TRESOR_CLIENT_SECRET, TRESOR_SUBSCRIPTION_ID; or TRESOR_ACCESS_TOKEN, a
-// bearer token of a trusted external issuer), then in the profile that
+// bearer token of a trusted external issuer, and TRESOR_HSM_ACCESS_TOKEN
+// when its HSM endpoints take another audience), then in the profile that
 // `tresor login` writes to $TRESOR_CONFIG_DIR/profile.json (default
 // ~/.tresor). The profile holds tokens and their expiry, never the secret.
 //

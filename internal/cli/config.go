@@ -28,6 +28,10 @@ const (
 	// token's principal on both planes and ignores the login profile's
 	// tokens and any client credentials.
 	envAccessToken = "TRESOR_ACCESS_TOKEN"
+	// envHSMAccessToken, with envAccessToken, is the token for the HSM
+	// endpoints when the issuer gives each plane its own audience (as
+	// Entra ID does); envAccessToken then serves the region endpoint.
+	envHSMAccessToken = "TRESOR_HSM_ACCESS_TOKEN"
 )
 
 // profileName is the login profile's file name in the config directory.
@@ -129,7 +133,9 @@ func sameServer(a, b string) bool {
 
 // clientConfig resolves the client configuration: the environment first,
 // then the login profile (if it is for the same server and principal).
-// TRESOR_ACCESS_TOKEN, when set, is the only credential.
+// TRESOR_ACCESS_TOKEN (with TRESOR_HSM_ACCESS_TOKEN for the HSM endpoints,
+// when the issuer's planes have their own audiences), when set, is the only
+// credential.
 func (a *app) clientConfig() (client.Config, error) {
 	prof, err := a.loadProfile()
 	if err != nil {
@@ -172,9 +178,13 @@ func (a *app) clientConfig() (client.Config, error) {
 			cfg.Tokens = prof.Tokens
 		}
 	}
+	hsmTok := strings.TrimSpace(a.env.getenv(envHSMAccessToken))
 	if tok := strings.TrimSpace(a.env.getenv(envAccessToken)); tok != "" {
-		cfg.Token, cfg.Tokens, cfg.ClientID, cfg.ClientSecret = tok, nil, "", ""
+		cfg.Token, cfg.HSMToken, cfg.Tokens, cfg.ClientID, cfg.ClientSecret = tok, hsmTok, nil, "", ""
 		return cfg, nil
+	}
+	if hsmTok != "" {
+		return client.Config{}, errors.New("TRESOR_HSM_ACCESS_TOKEN is set but TRESOR_ACCESS_TOKEN is not (the token for the region endpoint)")
 	}
 	if cfg.ClientSecret != "" && cfg.ClientID == "" {
 		return client.Config{}, errors.New("TRESOR_CLIENT_SECRET is set but TRESOR_CLIENT_ID is not")

@@ -3,6 +3,7 @@ package cli
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"tresor/internal/client"
@@ -20,16 +21,26 @@ func TestClientConfigAccessToken(t *testing.T) {
 	tests := map[string]struct {
 		env        map[string]string
 		token      string
+		hsmToken   string
 		clientID   string
 		secret     string
 		profileTok bool
 	}{
 		"token only":              {env: map[string]string{envAccessToken: "ext-token"}, token: "ext-token"},
+		"one token per plane":     {env: map[string]string{envAccessToken: "arm-token", envHSMAccessToken: "hsm-token"}, token: "arm-token", hsmToken: "hsm-token"},
 		"token beats credentials": {env: map[string]string{envAccessToken: " ext-token\n", envClientID: "c2", envClientSecret: "s"}, token: "ext-token"},
 		"credentials":             {env: map[string]string{envClientID: "c2", envClientSecret: "s"}, clientID: "c2", secret: "s"},
 		"profile":                 {env: map[string]string{}, clientID: "c1", profileTok: true},
 		"empty token is unset":    {env: map[string]string{envAccessToken: "  "}, clientID: "c1", profileTok: true},
 	}
+	t.Run("hsm token alone", func(t *testing.T) {
+		a := &app{env: Env{Getenv: func(k string) string {
+			return map[string]string{envConfigDir: dir, envHSMAccessToken: "hsm-token"}[k]
+		}}}
+		if _, err := a.clientConfig(); err == nil || !strings.Contains(err.Error(), "TRESOR_ACCESS_TOKEN is not") {
+			t.Fatalf("err = %v", err)
+		}
+	})
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			tc.env[envConfigDir] = dir
@@ -38,7 +49,7 @@ func TestClientConfigAccessToken(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.Server != "https://r:1" || cfg.Token != tc.token || cfg.ClientID != tc.clientID || cfg.ClientSecret != tc.secret {
+			if cfg.Server != "https://r:1" || cfg.Token != tc.token || cfg.HSMToken != tc.hsmToken || cfg.ClientID != tc.clientID || cfg.ClientSecret != tc.secret {
 				t.Errorf("config %+v", redacted(cfg))
 			}
 			if got := len(cfg.Tokens) > 0; got != tc.profileTok {

@@ -88,6 +88,11 @@ type Config struct {
 	// which Tokens has no valid entry, until it expires (when its JWT exp
 	// claim can be read).
 	Token string
+	// HSMToken, if set, is a bearer token fetched earlier for the HSM
+	// endpoints (the data plane); Token then serves the region endpoint
+	// only. A trusted issuer whose planes have different audiences needs
+	// both.
+	HSMToken string
 	// Tokens are tokens fetched earlier, one per audience (e.g. from a login
 	// profile). The client uses them until they expire.
 	Tokens []AccessToken
@@ -114,6 +119,7 @@ type Client struct {
 	tokMu    sync.Mutex
 	tokens   map[string]AccessToken // by resource; guarded by tokMu
 	static   AccessToken            // Config.Token with its expiry, if known
+	hsmTok   AccessToken            // Config.HSMToken with its expiry, if known
 }
 
 // Error is an error answer of the server: the HTTP status and the code and
@@ -176,6 +182,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.Token != "" {
 		c.static = AccessToken{Token: cfg.Token, ExpiresOn: jwtExpiry(cfg.Token)}
+	}
+	if cfg.HSMToken != "" {
+		c.hsmTok = AccessToken{Token: cfg.HSMToken, ExpiresOn: jwtExpiry(cfg.HSMToken)}
 	}
 	if cfg.HTTPClient != nil {
 		c.hc = cfg.HTTPClient
@@ -254,10 +263,15 @@ func (c *Client) hsmResource(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return hsmResourceOf(r), nil
+}
+
+// hsmResourceOf returns the audience of data-plane tokens of region r.
+func hsmResourceOf(r *wire.RegionInfo) string {
 	if r.HSMResource != "" {
-		return r.HSMResource, nil
+		return r.HSMResource
 	}
-	return "https://" + r.DNSSuffix, nil
+	return "https://" + r.DNSSuffix
 }
 
 // resourceFor returns the token audience for a request to u, or an error if

@@ -59,15 +59,21 @@ func (c *Client) Token(ctx context.Context, resource string) (AccessToken, error
 	if ok && cached.valid(now, expirySkew) {
 		return cached, nil
 	}
-	if !ok && c.static.valid(now, expirySkew) {
-		t := c.static
+	static := c.static
+	if c.hsmTok.Token != "" {
+		if r := c.region.Load(); r != nil && resource == hsmResourceOf(r) {
+			static = c.hsmTok
+		}
+	}
+	if !ok && static.valid(now, expirySkew) {
+		t := static
 		t.Resource = resource
 		return t, nil
 	}
-	if ok || c.static.Token != "" {
+	if ok || static.Token != "" {
 		exp := cached.ExpiresOn
 		if !ok {
-			exp = c.static.ExpiresOn
+			exp = static.ExpiresOn
 		}
 		return AccessToken{}, fmt.Errorf("%w: the token for %s expired at %s", ErrNoCredentials, resource, exp.Local().Format(time.RFC3339))
 	}

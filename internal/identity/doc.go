@@ -30,6 +30,10 @@
 //   - Authenticating requests: [NewValidator] with a [ValidatorConfig], then
 //     [Validator.Validate] on every bearer token. Rejections wrap
 //     [ErrInvalidToken]; token-endpoint failures are [*OAuthError] values.
+//     Two endpoints that accept different audiences build one Validator
+//     each, the second with [ValidatorConfig.ShareKeys] set to the first;
+//     [Validator.FetchKeys] fetches trusted issuers' keys at start, and
+//     [ValidatorConfig.Logger] receives why a fetch failed.
 //
 // # Routes served by the HTTP layer
 //

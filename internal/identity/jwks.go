@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sync/atomic"
 	"time"
@@ -126,10 +127,14 @@ func newVerifyKey(key any, alg jose.SignatureAlgorithm) (verifyKey, bool) {
 // keySource fetches an issuer's current JWK Set document.
 type keySource interface {
 	fetchJWKS(ctx context.Context) ([]byte, error)
+	// name is the file or URL, for errors.
+	name() string
 }
 
 // fileSource reads a JWK Set from a local file (air-gapped sites).
 type fileSource struct{ path string }
+
+func (s fileSource) name() string { return s.path }
 
 func (s fileSource) fetchJWKS(context.Context) ([]byte, error) {
 	f, err := os.Open(s.path)
@@ -159,8 +164,11 @@ type keyCache struct {
 	now    func() time.Time
 	set    atomic.Pointer[keySet]
 
-	sem         chan struct{} // held while refreshing; guards lastAttempt
+	log *slog.Logger // nil: no logging
+
+	sem         chan struct{} // held while refreshing; guards lastAttempt and failing
 	lastAttempt time.Time
+	failing     bool // the last attempt failed
 }
 
 func newStaticKeyCache(keys map[string]verifyKey) *keyCache {
@@ -188,7 +196,7 @@ func (c *keyCache) lookup(ctx context.Context, kid string) (verifyKey, error) {
 	if c.source == nil {
 		return verifyKey{}, invalid(reasonUnknownKey, nil)
 	}
-	err := c.refresh(ctx, set)
+	err := c.refresh(ctx, set, true)
 	if cur := c.set.Load(); cur != nil {
 		if k, ok := cur.keys[kid]; ok {
 			return k, nil // refreshed, or stale and the refresh failed: keep using it
@@ -203,8 +211,10 @@ func (c *keyCache) lookup(ctx context.Context, kid string) (verifyKey, error) {
 }
 
 // refresh fetches the keys unless another caller replaced seen meanwhile or
-// the last attempt was less than minRefreshInterval ago.
-func (c *keyCache) refresh(ctx context.Context, seen *keySet) error {
+// the last attempt was less than minRefreshInterval ago. With detach, the
+// fetch outlives ctx (a token's request, whose client may hang up while
+// others wait for the same keys).
+func (c *keyCache) refresh(ctx context.Context, seen *keySet, detach bool) error {
 	select {
 	case c.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -218,18 +228,41 @@ func (c *keyCache) refresh(ctx context.Context, seen *keySet) error {
 	if !c.lastAttempt.IsZero() && now.Sub(c.lastAttempt) < minRefreshInterval {
 		return errRefreshLimited
 	}
+	prevAttempt := c.lastAttempt
 	c.lastAttempt = now
-	// A client hanging up must not abort a fetch that others rely on.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+	if detach {
+		ctx = context.WithoutCancel(ctx)
+	}
+	fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
-	data, err := c.source.fetchJWKS(fctx)
-	if err != nil {
+	keys, err := c.fetch(fctx)
+	if err != nil && ctx.Err() != nil {
+		c.lastAttempt = prevAttempt // ended by the caller (a shutdown), not by the issuer
 		return err
+	}
+	if err != nil {
+		c.failing = true
+		if c.log != nil {
+			c.log.Warn("trusted issuer: cannot fetch signing keys; tokens naming a key not yet cached are refused, retrying in a minute at the earliest", "error", err)
+		}
+		return err
+	}
+	if c.failing && c.log != nil {
+		c.log.Info("trusted issuer: signing keys fetched again", "keys", len(keys))
+	}
+	c.failing = false
+	c.set.Store(&keySet{keys: keys, fetched: now})
+	return nil
+}
+
+func (c *keyCache) fetch(ctx context.Context) (map[string]verifyKey, error) {
+	data, err := c.source.fetchJWKS(ctx)
+	if err != nil {
+		return nil, err
 	}
 	keys, err := parseJWKS(data)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("%w (from %s)", err, c.source.name())
 	}
-	c.set.Store(&keySet{keys: keys, fetched: now})
-	return nil
+	return keys, nil
 }

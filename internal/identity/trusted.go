@@ -35,7 +35,8 @@ type TrustedIssuer struct {
 	// assignments; empty means [DefaultPrincipalClaim] ("oid").
 	PrincipalClaim string
 	// HTTPClient fetches DiscoveryURL and the JWKS; nil means a client with
-	// a 10 second timeout. Tests pass one that trusts their test CA.
+	// a 10 second timeout that trusts the system's roots. A server passes
+	// one that trusts the issuer's own CA when one is configured.
 	HTTPClient *http.Client
 }
 
@@ -89,6 +90,8 @@ type discoverySource struct {
 	url    string
 	client *http.Client
 }
+
+func (s discoverySource) name() string { return s.url }
 
 func (s discoverySource) fetchJWKS(ctx context.Context) ([]byte, error) {
 	doc, err := s.get(ctx, s.url)

@@ -1,16 +1,19 @@
 package identity
 
 import (
+	"bytes"
 	"context"
 	"crypto/elliptic"
 	"encoding/json"
 	"errors"
 	"io"
 	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -304,41 +307,131 @@ func TestTrustedIssuerDiscoveryFailures(t *testing.T) {
 	k := rsaKey(t, 0)
 	tests := map[string]struct {
 		setup func(idp *fakeIdP) TrustedIssuer
+		// wantLog are substrings of the warning logged for the failure
+		// ({url} is the IdP's URL).
+		wantLog []string
 	}{
 		"discovery fails": {func(idp *fakeIdP) TrustedIssuer {
 			idp.setStatus(http.StatusNotFound)
 			return idp.trusted()
-		}},
+		}, []string{"{url}/.well-known/openid-configuration", "404 Not Found"}},
 		"jwks_uri over http": {func(idp *fakeIdP) TrustedIssuer {
 			idp.mu.Lock()
 			idp.jwksURI = "http" + idp.srv.URL[len("https"):] + "/discovery/keys"
 			idp.mu.Unlock()
 			return idp.trusted()
-		}},
+		}, []string{"{url}/.well-known/openid-configuration", "jwks_uri must be an absolute https URL"}},
 		"untrusted certificate": {func(idp *fakeIdP) TrustedIssuer {
 			tr := idp.trusted()
 			tr.HTTPClient = nil
 			return tr
-		}},
+		}, []string{"{url}/.well-known/openid-configuration", "x509: certificate signed by unknown authority"}},
 		"JWKS without usable keys": {func(idp *fakeIdP) TrustedIssuer {
 			idp.mu.Lock()
 			idp.jwks = []byte(`{"keys":[{"kty":"oct","k":"AAAA","kid":"kid-1"}]}`)
 			idp.mu.Unlock()
 			return idp.trusted()
-		}},
+		}, []string{"{url}/.well-known/openid-configuration", "no usable signing keys"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			idp := newFakeIdP(t, rsaJWK(k, "kid-1", ""))
 			tr := tc.setup(idp)
-			v := newTestValidator(t, ValidatorConfig{Trusted: []TrustedIssuer{tr}, Now: fixedNow(t0)})
+			var logBuf bytes.Buffer
+			logger := slog.New(slog.NewTextHandler(&logBuf, nil))
+			v := newTestValidator(t, ValidatorConfig{Trusted: []TrustedIssuer{tr}, Now: fixedNow(t0), Logger: logger})
 			tok := signJWT(t, k, jose.RS256, "kid-1", with(extClaims(t0), "iss", idp.srv.URL))
 			c, err := v.Validate(context.Background(), tok)
 			if !errors.Is(err, ErrKeysUnavailable) || !errors.Is(err, ErrInvalidToken) {
 				t.Fatalf("Validate = %v, want ErrKeysUnavailable", err)
 			}
 			wantInvalid(t, c, err, reasonKeysUnavailable, tok)
+
+			// Logged once, with the URL and the cause, and without the token.
+			logged := logBuf.String()
+			if n := strings.Count(logged, "level=WARN"); n != 1 {
+				t.Fatalf("%d warnings, want 1:\n%s", n, logged)
+			}
+			for _, w := range append(tc.wantLog, "issuer="+idp.srv.URL) {
+				if w = strings.ReplaceAll(w, "{url}", idp.srv.URL); !strings.Contains(logged, w) {
+					t.Errorf("log lacks %q:\n%s", w, logged)
+				}
+			}
+			if strings.Contains(logged, tok[:20]) {
+				t.Fatalf("log contains the token:\n%s", logged)
+			}
+			// Within the minute: neither another fetch nor another line.
+			if _, err := v.Validate(context.Background(), tok); !errors.Is(err, ErrInvalidToken) {
+				t.Fatalf("second Validate = %v", err)
+			}
+			if err := v.FetchKeys(context.Background()); err == nil || !strings.Contains(err.Error(), "trusted issuer "+idp.srv.URL) {
+				t.Fatalf("FetchKeys = %v, want an error naming the issuer", err)
+			}
+			if n := strings.Count(logBuf.String(), "level=WARN"); n != 1 {
+				t.Fatalf("%d warnings after retries within the minute, want 1:\n%s", n, logBuf.String())
+			}
 		})
+	}
+}
+
+// TestShareKeys: the validators of two endpoints accept different audiences
+// of the same issuer and fetch its keys once; FetchKeys fetches them ahead
+// of the first token, retries after a failure and logs the recovery.
+func TestShareKeys(t *testing.T) {
+	clock := newClock(t0)
+	k := rsaKey(t, 0)
+	idp := newFakeIdP(t, rsaJWK(k, "kid-1", ""))
+	var logBuf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logBuf, nil))
+	armT, hsmT := idp.trusted(), idp.trusted()
+	armT.Audiences, hsmT.Audiences = []string{"https://management.example/"}, []string{"https://hsm.example"}
+	arm := newTestValidator(t, ValidatorConfig{Trusted: []TrustedIssuer{armT}, Now: clock.Now, Logger: logger})
+	hsm := newTestValidator(t, ValidatorConfig{Trusted: []TrustedIssuer{hsmT}, Now: clock.Now, Logger: logger, ShareKeys: arm})
+
+	idp.setStatus(http.StatusServiceUnavailable)
+	if err := arm.FetchKeys(context.Background()); err == nil {
+		t.Fatal("FetchKeys with the IdP down succeeded")
+	}
+	idp.setStatus(http.StatusOK)
+	if err := arm.FetchKeys(context.Background()); err == nil {
+		t.Fatal("FetchKeys within the minute fetched again")
+	}
+	clock.Advance(time.Minute)
+	check(t, arm.FetchKeys(context.Background()))
+	check(t, hsm.FetchKeys(context.Background()))
+	if n := idp.jwksserved(); n != 1 {
+		t.Fatalf("JWKS fetched %d times, want 1", n)
+	}
+	if logged := logBuf.String(); strings.Count(logged, "level=WARN") != 1 || !strings.Contains(logged, "signing keys fetched again") {
+		t.Fatalf("log:\n%s", logged)
+	}
+
+	token := func(aud string) string {
+		return signJWT(t, k, jose.RS256, "kid-1", with(extClaims(clock.Now()), "iss", idp.srv.URL, "aud", aud))
+	}
+	tests := map[string]struct {
+		v      *Validator
+		aud    string
+		reason string
+	}{
+		"ARM token on ARM": {arm, "https://management.example", ""},
+		"HSM token on HSM": {hsm, "https://hsm.example/", ""},
+		"HSM token on ARM": {arm, "https://hsm.example", reasonWrongAudience},
+		"ARM token on HSM": {hsm, "https://management.example/", reasonWrongAudience},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			tok := token(tc.aud)
+			c, err := tc.v.Validate(context.Background(), tok)
+			if tc.reason != "" {
+				wantInvalid(t, c, err, tc.reason, tok)
+				return
+			}
+			check(t, err)
+		})
+	}
+	if n := idp.jwksserved(); n != 1 {
+		t.Fatalf("JWKS fetched %d times, want 1", n)
 	}
 }
 

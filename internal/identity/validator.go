@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -49,6 +50,17 @@ type ValidatorConfig struct {
 	Skew time.Duration
 	// Now returns the current time; tests inject a fixed clock.
 	Now func() time.Time
+	// Logger receives a warning each time fetching or reading a trusted
+	// issuer's keys fails (at most once a minute per issuer, see
+	// [Validator.Validate]), naming the issuer and the error, which names
+	// the URL or file and the TLS, HTTP or parse failure; and a note when
+	// they are fetched again. It never sees tokens. Nil logs nothing.
+	Logger *slog.Logger
+	// ShareKeys, if set, is a Validator whose key caches this one uses for
+	// the trusted issuers both configure with the same JWKSFile or
+	// DiscoveryURL, so that the validators of two endpoints, which accept
+	// different audiences from the same issuers, fetch (and log) once.
+	ShareKeys *Validator
 }
 
 // Validate reports the first problem with c; the message names the field. It
@@ -100,10 +112,12 @@ type Validator struct {
 
 type acceptedIssuer struct {
 	issuer         string
+	source         string          // the trusted issuer's JWKSFile or DiscoveryURL
 	audiences      map[string]bool // without trailing slash
 	principalClaim string
 	local          bool
 	keys           *keyCache
+	shared         bool // keys belong to the ValidatorConfig.ShareKeys validator
 }
 
 // NewValidator returns a Validator for cfg. It reads the JWKS files of
@@ -136,21 +150,59 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 	for n, t := range cfg.Trusted {
 		a := &acceptedIssuer{
 			issuer:         t.Issuer,
+			source:         t.JWKSFile + t.DiscoveryURL,
 			audiences:      audienceSet(t.Audiences),
 			principalClaim: t.PrincipalClaim,
-			keys:           newKeyCache(t.keySource(), v.now),
 		}
 		if a.principalClaim == "" {
 			a.principalClaim = DefaultPrincipalClaim
 		}
+		if sh := cfg.ShareKeys; sh != nil {
+			if o := sh.issuers[t.Issuer]; o != nil && !o.local && o.source == a.source {
+				a.keys, a.shared = o.keys, true
+				v.issuers[t.Issuer] = a
+				continue
+			}
+		}
+		a.keys = newKeyCache(t.keySource(), v.now)
+		a.keys.log = issuerLogger(cfg.Logger, t.Issuer)
 		if t.JWKSFile != "" {
-			if err := a.keys.refresh(context.Background(), nil); err != nil {
+			if err := a.keys.refresh(context.Background(), nil, false); err != nil {
 				return nil, fmt.Errorf("identity: ValidatorConfig.Trusted[%d].JWKSFile: %w", n, err)
 			}
 		}
 		v.issuers[t.Issuer] = a
 	}
 	return v, nil
+}
+
+// FetchKeys fetches the keys of every trusted issuer that has none yet
+// (issuers with a DiscoveryURL are otherwise contacted on first use), at
+// most once a minute per issuer; issuers whose keys come from
+// [ValidatorConfig.ShareKeys] are left to that Validator's FetchKeys. It
+// returns the failures joined, each naming the issuer; they are also
+// logged. Unlike the fetches a token starts, these end with ctx. A server
+// calls it at start, to refuse to start with a misconfigured issuer or to
+// retry until every issuer answers.
+func (v *Validator) FetchKeys(ctx context.Context) error {
+	var errs []error
+	for _, iss := range v.issuers {
+		c := iss.keys
+		if c.source == nil || iss.shared || c.set.Load() != nil {
+			continue
+		}
+		if err := c.refresh(ctx, nil, false); err != nil {
+			errs = append(errs, fmt.Errorf("trusted issuer %s: %w", iss.issuer, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func issuerLogger(l *slog.Logger, issuer string) *slog.Logger {
+	if l == nil {
+		return nil
+	}
+	return l.With("issuer", issuer)
 }
 
 func audienceSet(auds []string) map[string]bool {

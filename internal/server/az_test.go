@@ -53,8 +53,8 @@ func startAzRegion(t *testing.T) *azRegion {
 		c.Region = "eastus2"
 		c.Identity.TenantID = "99999999-8888-4777-8666-555555555555"
 		c.Identity.TrustedIssuers = []server.TrustedIssuerConfig{
-			{Issuer: adfsIssuer, JWKSFile: jwksFile, Audiences: []string{azAudience}, TenantIDs: []string{azTenant}},
-			{Issuer: oidcIssuer, JWKSFile: jwksFile, Audiences: []string{azAudience}},
+			{Issuer: adfsIssuer, JWKSFile: jwksFile, ARMAudiences: []string{azAudience}, TenantIDs: []string{azTenant}},
+			{Issuer: oidcIssuer, JWKSFile: jwksFile, ARMAudiences: []string{azAudience}},
 		}
 		c.Identity.RegionAdmins = []string{azUser}
 	})

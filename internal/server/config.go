@@ -83,6 +83,11 @@ type Config struct {
 	// limit; 0 = no limit). New keys beyond it are refused (409
 	// KeyLimitExceeded), and so is a full restore of a backup holding more.
 	MaxKeysPerHsm int `json:"maxKeysPerHsm"`
+
+	// StrictIssuers refuses to start when a trusted issuer's keys cannot
+	// be fetched or read; without it the server starts, logs why and keeps
+	// retrying (once a minute) while refusing the issuer's tokens.
+	StrictIssuers bool `json:"strictIssuers"`
 	// Clock, if set, is the time of the instance and key lifecycles
 	// (deletion dates, purges, rotations); tests set it. Tokens always use
 	// the real time.
@@ -109,18 +114,49 @@ type IdentityConfig struct {
 	RegionAdmins []string `json:"regionAdmins"`
 	// TrustedIssuers are external identity providers whose tokens are accepted.
 	TrustedIssuers []TrustedIssuerConfig `json:"trustedIssuers"`
-	// ExtraAudiences are accepted on both endpoints beside the defaults
-	// (for example https://managedhsm.azure.net).
-	ExtraAudiences []string `json:"extraAudiences"`
+	// ExtraARMAudiences are accepted beside the defaults in the region's
+	// own tokens for the region endpoint (ARM, identity, /tresor), and
+	// ExtraHSMAudiences in its tokens for the HSM endpoints (for example
+	// https://managedhsm.azure.net). The region issues tokens for them.
+	ExtraARMAudiences []string `json:"extraArmAudiences"`
+	ExtraHSMAudiences []string `json:"extraHsmAudiences"`
+	// ExtraAudiences is refused: it was accepted on both endpoints, which
+	// made a token of one plane good on the other. Split it into
+	// ExtraARMAudiences and ExtraHSMAudiences.
+	ExtraAudiences []string `json:"extraAudiences,omitempty"`
 }
 
-// TrustedIssuerConfig is one external issuer.
+// TrustedIssuerConfig is one external issuer. Its tokens are accepted on
+// the region endpoint when their aud is one of ARMAudiences and on the HSM
+// endpoints when it is one of HSMAudiences; at least one of the two lists is
+// required.
 type TrustedIssuerConfig struct {
-	Issuer         string   `json:"issuer"`
-	DiscoveryURL   string   `json:"discoveryUrl"`
-	JWKSFile       string   `json:"jwksFile"`
-	Audiences      []string `json:"audiences"`
-	PrincipalClaim string   `json:"principalClaim"`
+	// Issuer is the exact iss claim of the issuer's tokens.
+	Issuer string `json:"issuer"`
+	// DiscoveryURL is the issuer's OpenID discovery document (https); its
+	// jwks_uri names the signing keys. Exactly one of DiscoveryURL and
+	// JWKSFile is required.
+	DiscoveryURL string `json:"discoveryUrl"`
+	// JWKSFile is a local JWK Set file of the issuer's signing keys.
+	JWKSFile string `json:"jwksFile"`
+	// CAFile is a PEM file of the CA certificates that the issuer's
+	// discovery document and JWKS are served with (a private CA). When set,
+	// only these roots are trusted for the issuer; when empty, the system's.
+	CAFile string `json:"caFile"`
+	// ARMAudiences are the aud values accepted on the region endpoint: the
+	// cloud's activeDirectoryResourceId that az and the ARM SDKs ask for
+	// (e.g. "https://management.core.windows.net/").
+	ARMAudiences []string `json:"armAudiences"`
+	// HSMAudiences are the aud values accepted on the HSM endpoints: the
+	// challenge's resource, https://{dnsSuffix}[:port], that az and the Key
+	// Vault SDKs ask for.
+	HSMAudiences []string `json:"hsmAudiences"`
+	// Audiences is refused: it was accepted on both planes. Split it into
+	// ARMAudiences and HSMAudiences.
+	Audiences []string `json:"audiences,omitempty"`
+	// PrincipalClaim names the claim holding the principal's object id
+	// (default "oid").
+	PrincipalClaim string `json:"principalClaim"`
 	// TenantIDs are the tenants the issuer speaks for: an HSM that a
 	// principal of this issuer creates may record one of them as its
 	// tenantId (the one the request names, else the token's tid if it is
@@ -268,14 +304,49 @@ func (c Config) Validate() error {
 	if c.Identity.TenantID != "" && !validTenant(c.Identity.TenantID) {
 		return fmt.Errorf("config: identity.tenantId %q must be 1-64 letters, digits, '-' or '.' (a tenant id such as a uuid)", c.Identity.TenantID)
 	}
+	if len(c.Identity.ExtraAudiences) > 0 {
+		return fmt.Errorf("config: identity.extraAudiences is no longer accepted (it made tokens of one plane good on the other): " +
+			"list the audiences of region endpoint tokens in identity.extraArmAudiences and those of HSM tokens in identity.extraHsmAudiences")
+	}
+	if err := checkAudiences("identity.extraArmAudiences", c.Identity.ExtraARMAudiences); err != nil {
+		return err
+	}
+	if err := checkAudiences("identity.extraHsmAudiences", c.Identity.ExtraHSMAudiences); err != nil {
+		return err
+	}
 	for i, t := range c.Identity.TrustedIssuers {
-		if t.Issuer == "" || (t.DiscoveryURL == "") == (t.JWKSFile == "") || len(t.Audiences) == 0 {
-			return fmt.Errorf("config: identity.trustedIssuers[%d] needs issuer, audiences, and one of discoveryUrl or jwksFile", i)
+		p := fmt.Sprintf("config: identity.trustedIssuers[%d]", i)
+		switch {
+		case len(t.Audiences) > 0:
+			return fmt.Errorf("%s.audiences is no longer accepted (its tokens were good on both planes): "+
+				"split it into armAudiences (the aud of tokens for the region endpoint, az's activeDirectoryResourceId) "+
+				"and hsmAudiences (the aud of tokens for the HSM endpoints, https://{dnsSuffix}[:port])", p)
+		case t.Issuer == "" || (t.DiscoveryURL == "") == (t.JWKSFile == ""):
+			return fmt.Errorf("%s needs issuer and one of discoveryUrl or jwksFile", p)
+		case len(t.ARMAudiences) == 0 && len(t.HSMAudiences) == 0:
+			return fmt.Errorf("%s needs armAudiences, hsmAudiences or both", p)
+		case t.CAFile != "" && t.DiscoveryURL == "":
+			return fmt.Errorf("%s.caFile goes with discoveryUrl", p)
+		}
+		if err := checkAudiences(p[len("config: "):]+".armAudiences", t.ARMAudiences); err != nil {
+			return err
+		}
+		if err := checkAudiences(p[len("config: "):]+".hsmAudiences", t.HSMAudiences); err != nil {
+			return err
 		}
 		for j, tid := range t.TenantIDs {
 			if !validTenant(tid) {
 				return fmt.Errorf("config: identity.trustedIssuers[%d].tenantIds[%d] %q must be 1-64 letters, digits, '-' or '.' (a tenant id such as a uuid)", i, j, tid)
 			}
+		}
+	}
+	return nil
+}
+
+func checkAudiences(field string, auds []string) error {
+	for i, a := range auds {
+		if strings.TrimSpace(a) == "" {
+			return fmt.Errorf("config: %s[%d] is empty", field, i)
 		}
 	}
 	return nil

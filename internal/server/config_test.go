@@ -20,7 +20,7 @@ func TestLoadConfigFile(t *testing.T) {
 	cfg := DefaultConfig()
 	if err := LoadConfigFile(write(`{"dataDir":"/var/lib/tresor","listen":"127.0.0.1:9443","region":"eu1","dev":true,"purgeInterval":"30s",
 		"identity":{"tokenLifetime":"15m","regionAdmins":["11111111-2222-4333-8444-555555555555"],
-		"trustedIssuers":[{"issuer":"https://idp.example","jwksFile":"jwks.json","audiences":["tresor"]}]}}`), &cfg); err != nil {
+		"trustedIssuers":[{"issuer":"https://idp.example","jwksFile":"jwks.json","armAudiences":["tresor-arm"],"hsmAudiences":["tresor-hsm"]}]}}`), &cfg); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.DataDir != "/var/lib/tresor" || cfg.Region != "eu1" || cfg.PurgeInterval.Duration != 30*time.Second ||
@@ -86,12 +86,27 @@ func TestConfigValidate(t *testing.T) {
 		"display name of another region": {func(c *Config) { c.Region, c.RegionDisplayName = "eastus2", "East US" }, "regionDisplayName"},
 		"tenant with slash":              {func(c *Config) { c.Identity.TenantID = "a/b" }, "identity.tenantId"},
 		"issuer tenant empty": {func(c *Config) {
-			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", JWKSFile: "j", Audiences: []string{"a"}, TenantIDs: []string{""}}}
+			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", JWKSFile: "j", ARMAudiences: []string{"a"}, TenantIDs: []string{""}}}
 		}, "trustedIssuers[0].tenantIds[0]"},
 		"display name with slash": {func(c *Config) { c.RegionDisplayName = "lo/cal" }, "regionDisplayName"},
 		"issuer without keys": {func(c *Config) {
-			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", Audiences: []string{"a"}}}
+			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", ARMAudiences: []string{"a"}}}
 		}, "trustedIssuers[0]"},
+		"issuer with both-plane audiences": {func(c *Config) {
+			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", JWKSFile: "j", Audiences: []string{"a"}}}
+		}, "trustedIssuers[0].audiences is no longer accepted (its tokens were good on both planes): split it into armAudiences"},
+		"issuer without audiences": {func(c *Config) {
+			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", JWKSFile: "j"}}
+		}, "trustedIssuers[0] needs armAudiences, hsmAudiences or both"},
+		"issuer with an empty audience": {func(c *Config) {
+			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", JWKSFile: "j", ARMAudiences: []string{"a"}, HSMAudiences: []string{""}}}
+		}, "trustedIssuers[0].hsmAudiences[0] is empty"},
+		"caFile with jwksFile": {func(c *Config) {
+			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", JWKSFile: "j", CAFile: "ca.pem", HSMAudiences: []string{"h"}}}
+		}, "trustedIssuers[0].caFile goes with discoveryUrl"},
+		"extra audiences on both planes": {func(c *Config) { c.Identity.ExtraAudiences = []string{"https://managedhsm.azure.net"} },
+			"identity.extraAudiences is no longer accepted"},
+		"empty extra ARM audience": {func(c *Config) { c.Identity.ExtraARMAudiences = []string{" "} }, "identity.extraArmAudiences[0] is empty"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -125,5 +140,25 @@ func TestConfigDisplayName(t *testing.T) {
 				t.Fatalf("DisplayName() = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestExampleTrustedIssuerConfig loads the trusted-issuer example of the
+// docs: it must stay a valid config file.
+func TestExampleTrustedIssuerConfig(t *testing.T) {
+	cfg := DefaultConfig()
+	if err := LoadConfigFile(filepath.Join("..", "..", "docs", "examples", "trusted-issuer.json"), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Identity.TrustedIssuers) == 0 {
+		t.Fatal("the example trusts no issuer")
+	}
+	for i, ti := range cfg.Identity.TrustedIssuers {
+		if len(ti.ARMAudiences) == 0 || len(ti.HSMAudiences) == 0 || ti.CAFile == "" {
+			t.Errorf("trustedIssuers[%d] should show both planes' audiences and a caFile: %+v", i, ti)
+		}
 	}
 }

@@ -49,6 +49,8 @@ type Server struct {
 	Policy    *policy.Service
 	Keys      *keys.Service
 	Backups   *backup.Service
+	mgmtV     *identity.Validator // tokens for the region endpoint
+	hsmV      *identity.Validator // tokens for the HSM endpoints
 
 	// Endpoint is the region endpoint URL; CAFile the dev CA (if any).
 	Endpoint string
@@ -175,25 +177,37 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 		Subscription: reg.subscription, Authority: s.Endpoint, HSMResource: hsmResource,
 		ChallengeAuth: cfg.Identity.Authorization, RegionAdmins: cfg.Identity.RegionAdmins,
 		ExternalPrincipals: len(cfg.Identity.TrustedIssuers) > 0,
-		ExtraMgmtAudiences: cfg.Identity.ExtraAudiences, ExtraHSMAudiences: cfg.Identity.ExtraAudiences,
+		ExtraMgmtAudiences: cfg.Identity.ExtraARMAudiences, ExtraHSMAudiences: cfg.Identity.ExtraHSMAudiences,
 		Logger: s.log, RequestBodyTimeout: cfg.RequestBodyTimeout.Duration,
 		TokenRatePerAddress: api.Rate(cfg.TokenRatePerAddress), TokenRatePerClient: api.Rate(cfg.TokenRatePerClient),
 		PrincipalRate: api.Rate(cfg.PrincipalRate),
 	}
-	var trusted []identity.TrustedIssuer
 	apiCfg.IssuerTenants = map[string][]string{}
 	for _, t := range cfg.Identity.TrustedIssuers {
 		apiCfg.IssuerTenants[t.Issuer] = t.TenantIDs
-		trusted = append(trusted, identity.TrustedIssuer{Issuer: t.Issuer, DiscoveryURL: t.DiscoveryURL,
-			JWKSFile: t.JWKSFile, Audiences: t.Audiences, PrincipalClaim: t.PrincipalClaim})
 	}
-	mgmtV, err := identity.NewValidator(identity.ValidatorConfig{Local: issuer, LocalAudiences: apiCfg.MgmtAudiences(), Trusted: trusted})
+	armTrusted, hsmTrusted, err := trustedIssuers(cfg.Identity.TrustedIssuers, s.log)
 	if err != nil {
 		return nil, err
 	}
-	hsmV, err := identity.NewValidator(identity.ValidatorConfig{Local: issuer, LocalAudiences: apiCfg.HSMAudiences(), Trusted: trusted})
+	// One validator per plane, each with that plane's audiences; they share
+	// the trusted issuers' key caches, so an issuer is fetched (and a
+	// failure logged) once.
+	s.mgmtV, err = identity.NewValidator(identity.ValidatorConfig{Local: issuer, LocalAudiences: apiCfg.MgmtAudiences(), Trusted: armTrusted, Logger: s.log})
 	if err != nil {
 		return nil, err
+	}
+	s.hsmV, err = identity.NewValidator(identity.ValidatorConfig{Local: issuer, LocalAudiences: apiCfg.HSMAudiences(), Trusted: hsmTrusted, Logger: s.log, ShareKeys: s.mgmtV})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.StrictIssuers {
+		fctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := errors.Join(s.mgmtV.FetchKeys(fctx), s.hsmV.FetchKeys(fctx))
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("strict issuers: %w", err)
+		}
 	}
 	// Control-plane rights follow the local RBAC state, which the policy
 	// service (made just below, on the instances service) reads.
@@ -234,7 +248,7 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	if err := s.Backups.Recover(ctx); err != nil {
 		return nil, err
 	}
-	h, err := api.New(apiCfg, api.Deps{Instances: s.Instances, Policy: s.Policy, Keys: s.Keys, Backups: s.Backups, Issuer: issuer, MgmtValidator: mgmtV, HSMValidator: hsmV, Principals: dir})
+	h, err := api.New(apiCfg, api.Deps{Instances: s.Instances, Policy: s.Policy, Keys: s.Keys, Backups: s.Backups, Issuer: issuer, MgmtValidator: s.mgmtV, HSMValidator: s.hsmV, Principals: dir})
 	if err != nil {
 		return nil, err
 	}
@@ -486,10 +500,16 @@ func (s *Server) Run(ctx context.Context) error {
 		defer close(policiesDone)
 		s.Backups.RunPolicies(pctx)
 	}()
+	issuersDone := make(chan struct{})
+	go func() {
+		defer close(issuersDone)
+		s.fetchIssuerKeys(pctx)
+	}()
 	defer func() {
 		stopPurge()
 		<-purgeDone
 		<-policiesDone
+		<-issuersDone
 	}()
 	select {
 	case err := <-errc:

@@ -300,7 +300,7 @@ func TestAuthentication(t *testing.T) {
 	const extIssuer = "https://idp.example.test/realms/ops"
 	extAdmin := "11111111-2222-4333-8444-555555555555"
 	s := servertest.Start(t, func(c *server.Config) {
-		c.Identity.TrustedIssuers = []server.TrustedIssuerConfig{{Issuer: extIssuer, JWKSFile: jwksFile, Audiences: []string{"tresor"}, PrincipalClaim: "sub"}}
+		c.Identity.TrustedIssuers = []server.TrustedIssuerConfig{{Issuer: extIssuer, JWKSFile: jwksFile, ARMAudiences: []string{"tresor"}, PrincipalClaim: "sub"}}
 		c.Identity.RegionAdmins = []string{extAdmin}
 	})
 	c := newCall(t, s)

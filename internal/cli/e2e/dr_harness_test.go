@@ -244,7 +244,10 @@ type identity struct {
 	objectID string
 	clientID string
 	secret   string
-	token    func() string
+	// token returns a token of a trusted issuer for an audience: one for
+	// the region endpoint, one for the HSM endpoints.
+	token                    func(aud string) string
+	armAudience, hsmAudience string
 }
 
 // cliRunner runs the tresor CLI against a region as one identity, each command
@@ -270,7 +273,7 @@ func (c *cliRunner) environ() []string {
 		"TRESOR_CONFIG_DIR=" + c.cfg,
 	}
 	if c.id.token != nil {
-		return append(env, "TRESOR_ACCESS_TOKEN="+c.id.token())
+		return append(env, "TRESOR_ACCESS_TOKEN="+c.id.token(c.id.armAudience), "TRESOR_HSM_ACCESS_TOKEN="+c.id.token(c.id.hsmAudience))
 	}
 	return append(env, "TRESOR_CLIENT_ID="+c.id.clientID, "TRESOR_CLIENT_SECRET="+c.id.secret)
 }
@@ -521,14 +524,14 @@ func (g *blobGate) open() {
 type issuer struct {
 	key      *ecdsa.PrivateKey
 	url      string
-	audience string
+	arm, hsm string // the audiences of the two planes
 	jwksFile string
 }
 
 func newIssuer(t *testing.T) *issuer {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	is := &issuer{key: key, url: "https://login.example.test/ops/v2.0", audience: "api://tresor", jwksFile: filepath.Join(t.TempDir(), "jwks.json")}
+	is := &issuer{key: key, url: "https://login.example.test/ops/v2.0", arm: "api://tresor-arm", hsm: "api://tresor-hsm", jwksFile: filepath.Join(t.TempDir(), "jwks.json")}
 	pub := jose.JSONWebKey{Key: &key.PublicKey, KeyID: "ops-1", Algorithm: "ES256", Use: "sig"}
 	j, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{pub}})
 	if err := os.WriteFile(is.jwksFile, j, 0o600); err != nil {
@@ -541,9 +544,11 @@ func newIssuer(t *testing.T) *issuer {
 // regionAdmins region administrators.
 func (is *issuer) config(t *testing.T, regionAdmins ...string) string {
 	t.Helper()
+	// One audience per plane, as Entra ID has: the CLI gets a token for
+	// each (TRESOR_ACCESS_TOKEN, TRESOR_HSM_ACCESS_TOKEN).
 	cfg := map[string]any{"identity": map[string]any{
 		"regionAdmins":   regionAdmins,
-		"trustedIssuers": []any{map[string]any{"issuer": is.url, "jwksFile": is.jwksFile, "audiences": []string{is.audience}}},
+		"trustedIssuers": []any{map[string]any{"issuer": is.url, "jwksFile": is.jwksFile, "armAudiences": []string{is.arm}, "hsmAudiences": []string{is.hsm}}},
 	}}
 	b, _ := json.Marshal(cfg)
 	f := filepath.Join(t.TempDir(), "tresor.json")
@@ -555,13 +560,13 @@ func (is *issuer) config(t *testing.T, regionAdmins ...string) string {
 
 // identity is an external principal with object id oid.
 func (is *issuer) identity(name, oid string) identity {
-	return identity{name: name, objectID: oid, token: func() string {
+	return identity{name: name, objectID: oid, armAudience: is.arm, hsmAudience: is.hsm, token: func(aud string) string {
 		sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: is.key, KeyID: "ops-1"}}, nil)
 		if err != nil {
 			panic(err)
 		}
 		now := time.Now()
-		tok, err := jwt.Signed(sig).Claims(map[string]any{"iss": is.url, "aud": is.audience, "oid": oid,
+		tok, err := jwt.Signed(sig).Claims(map[string]any{"iss": is.url, "aud": aud, "oid": oid,
 			"tid": "72f988bf-86f1-41af-91ab-2d7cd011db47", "iat": now.Unix() - 5, "nbf": now.Unix() - 5, "exp": now.Add(time.Hour).Unix()}).Serialize()
 		if err != nil {
 			panic(err)
