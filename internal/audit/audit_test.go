@@ -104,7 +104,7 @@ func TestVerifyTampering(t *testing.T) {
 		want     string
 	}{
 		{"delete line 3", edit(func(ls [][]byte) [][]byte { return append(ls[:2], ls[3:]...) }), 3, "seq is 4 where 3 was expected"},
-		{"delete line 1", edit(func(ls [][]byte) [][]byte { return ls[1:] }), 1, "seq is 2 where 1 was expected"},
+		{"delete line 1", edit(func(ls [][]byte) [][]byte { return ls[1:] }), 1, "the first line has seq 2"},
 		{"edit line 2", edit(func(ls [][]byte) [][]byte {
 			ls[1] = bytes.Replace(ls[1], []byte("oid-1"), []byte("oid-X"), 1)
 			return ls
@@ -129,7 +129,7 @@ func TestVerifyTampering(t *testing.T) {
 		{"first line not zeros", edit(func(ls [][]byte) [][]byte {
 			ls[0] = bytes.Replace(ls[0], []byte(ZeroHash), []byte(strings.Repeat("1", 64)), 1)
 			return ls
-		}), 1, "prevHash of the first line is not zeros"},
+		}), 1, "the first line has seq 1 and a prevHash that is not zeros"},
 		{"cut mid-line", join(orig)[:len(join(orig))-10], 6, "incomplete"},
 		{"data after the object", edit(func(ls [][]byte) [][]byte {
 			ls[4] = append(bytes.TrimSuffix(ls[4], []byte("\n")), []byte(` {}`+"\n")...)
@@ -202,7 +202,7 @@ func TestRotationContinuesChain(t *testing.T) {
 	var v2 Verifier
 	r, _ := os.Open(files[1])
 	defer r.Close()
-	if _, err := v2.Verify(r); err == nil || !strings.Contains(err.Error(), "line 1: seq is") {
+	if _, err := v2.Verify(r); err == nil || !strings.Contains(err.Error(), "line 1: the first line has seq") {
 		t.Errorf("second file alone: %v", err)
 	}
 }

@@ -73,10 +73,10 @@ func (v *Verifier) Verify(r io.Reader) (lines int, err error) {
 			prev = ZeroHash
 		}
 		switch {
+		case v.lines == 0 && (h.seq != 1 || h.prevHash != ZeroHash):
+			return fail("the first line has seq %d and a prevHash that is not zeros: the log's first lines were removed, or this file continues another (give the files in order from the first)", h.seq)
 		case h.seq != v.seq+1:
 			return fail("seq is %d where %d was expected (a line was removed, inserted or reordered)", h.seq, v.seq+1)
-		case h.prevHash != prev && v.lines == 0:
-			return fail("prevHash of the first line is not zeros (this file continues another: give the files in order from the first)")
 		case h.prevHash != prev && lines == 1:
 			return fail("hash does not match the last line of the previous file (a line was changed, removed or reordered)")
 		case h.prevHash != prev:
