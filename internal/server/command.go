@@ -48,6 +48,9 @@ and writes the credentials as export lines to {data-dir}/dev.env.`,
 			if s.CAFile != "" {
 				fmt.Fprintf(out, "  CA certificate:  %s\n", s.CAFile)
 			}
+			if s.AuditLog != "" {
+				fmt.Fprintf(out, "  audit log:       %s (check it with tresor audit verify)\n", s.AuditLog)
+			}
 			if s.BackupDir != "" {
 				fmt.Fprintf(out, "  backups:         file://%s (a file:// container for tresor backup start)\n", s.BackupDir)
 			}
@@ -80,6 +83,9 @@ and writes the credentials as export lines to {data-dir}/dev.env.`,
 	f.StringVar(&cfg.Identity.Resource, "challenge-resource", "", "resource in the HSM challenge and HSM token audience (default https://{dns-suffix}:{port})")
 	f.StringArrayVar(&cfg.BackupDirs, "backup-dir", nil, "absolute directory that file:// backup destinations may name (repeatable; --dev adds {data-dir}/backups)")
 	f.StringSliceVar(&cfg.Identity.RegionAdmins, "region-admin", nil, "object id of an external principal that administers the region (repeatable)")
+	f.StringVar(&cfg.Audit.Path, "audit-log", "", "audit log file, one hash-chained JSON line per request (default {data-dir}/audit/audit.log)")
+	f.IntVar(&cfg.Audit.MaxSizeMB, "audit-max-size-mb", cfg.Audit.MaxSizeMB, "rotate the audit log past this size")
+	f.BoolVar(&cfg.Audit.FailClosed, "audit-fail-closed", cfg.Audit.FailClosed, "answer 500 when a request's audit line cannot be written (false: answer and log the failure)")
 	return cmd
 }
 
@@ -105,6 +111,9 @@ func overlayFlags(cmd *cobra.Command, dst *Config, src Config) {
 	set("challenge-resource", func() { dst.Identity.Resource = src.Identity.Resource })
 	set("backup-dir", func() { dst.BackupDirs = src.BackupDirs })
 	set("region-admin", func() { dst.Identity.RegionAdmins = src.Identity.RegionAdmins })
+	set("audit-log", func() { dst.Audit.Path = src.Audit.Path })
+	set("audit-max-size-mb", func() { dst.Audit.MaxSizeMB = src.Audit.MaxSizeMB })
+	set("audit-fail-closed", func() { dst.Audit.FailClosed = src.Audit.FailClosed })
 }
 
 func portOf(addr string) int {

@@ -40,6 +40,8 @@ type Config struct {
 	BackupDirs []string `json:"backupDirs"`
 	// Identity configures tokens and trusted issuers.
 	Identity IdentityConfig `json:"identity"`
+	// Audit configures the audit log.
+	Audit AuditConfig `json:"audit"`
 	// Clock, if set, is the time of the instance and key lifecycles
 	// (deletion dates, purges, rotations); tests set it. Tokens always use
 	// the real time.
@@ -63,6 +65,19 @@ type IdentityConfig struct {
 	// ExtraAudiences are accepted on both endpoints beside the defaults
 	// (for example https://managedhsm.azure.net).
 	ExtraAudiences []string `json:"extraAudiences"`
+}
+
+// AuditConfig configures the audit log: one hash-chained JSON line per
+// authenticated request (package audit; docs/security.md).
+type AuditConfig struct {
+	// Path is the log file (--audit-log; default {DataDir}/audit/audit.log).
+	// There is no way to turn the audit log off.
+	Path string `json:"path"`
+	// MaxSizeMB is the size past which the file is rotated (default 100).
+	MaxSizeMB int `json:"maxSizeMB"`
+	// FailClosed answers 500 to a request whose audit line cannot be
+	// written (default true); false answers it and logs the failure.
+	FailClosed bool `json:"failClosed"`
 }
 
 // TrustedIssuerConfig is one external issuer.
@@ -102,6 +117,7 @@ func DefaultConfig() Config {
 		DNSSuffix:     "managedhsm.localhost",
 		PurgeInterval: Duration{time.Minute},
 		Identity:      IdentityConfig{TokenLifetime: Duration{time.Hour}},
+		Audit:         AuditConfig{MaxSizeMB: 100, FailClosed: true},
 	}
 }
 
@@ -143,6 +159,9 @@ func (c Config) Validate() error {
 		if !filepath.IsAbs(d) {
 			return fmt.Errorf("config: backupDirs[%d] (--backup-dir) %q must be an absolute path", i, d)
 		}
+	}
+	if c.Audit.MaxSizeMB < 1 || c.Audit.MaxSizeMB > 1<<20 {
+		return fmt.Errorf("config: audit.maxSizeMB (--audit-max-size-mb) must be between 1 and 1048576")
 	}
 	if c.PurgeInterval.Duration <= 0 {
 		return fmt.Errorf("config: purgeInterval must be positive")

@@ -20,11 +20,13 @@ func TestLoadConfigFile(t *testing.T) {
 	cfg := DefaultConfig()
 	if err := LoadConfigFile(write(`{"dataDir":"/var/lib/tresor","listen":"127.0.0.1:9443","region":"eu1","dev":true,"purgeInterval":"30s",
 		"identity":{"tokenLifetime":"15m","regionAdmins":["11111111-2222-4333-8444-555555555555"],
-		"trustedIssuers":[{"issuer":"https://idp.example","jwksFile":"jwks.json","audiences":["tresor"]}]}}`), &cfg); err != nil {
+		"trustedIssuers":[{"issuer":"https://idp.example","jwksFile":"jwks.json","audiences":["tresor"]}]},
+		"audit":{"path":"/var/log/tresor/audit.log","maxSizeMB":10}}`), &cfg); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.DataDir != "/var/lib/tresor" || cfg.Region != "eu1" || cfg.PurgeInterval.Duration != 30*time.Second ||
-		cfg.Identity.TokenLifetime.Duration != 15*time.Minute || len(cfg.Identity.TrustedIssuers) != 1 || cfg.DNSSuffix != "managedhsm.localhost" {
+		cfg.Identity.TokenLifetime.Duration != 15*time.Minute || len(cfg.Identity.TrustedIssuers) != 1 || cfg.DNSSuffix != "managedhsm.localhost" ||
+		cfg.Audit != (AuditConfig{Path: "/var/log/tresor/audit.log", MaxSizeMB: 10, FailClosed: true}) {
 		t.Fatalf("loaded %+v", cfg)
 	}
 	if err := cfg.Validate(); err != nil {
@@ -36,6 +38,7 @@ func TestLoadConfigFile(t *testing.T) {
 		"bad duration":        `{"purgeInterval":"soon"}`,
 		"duration not string": `{"purgeInterval":30}`,
 		"not json":            `{`,
+		"unknown audit key":   `{"audit":{"file":"a.log"}}`,
 	}
 	for name, body := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -57,14 +60,15 @@ func TestConfigValidate(t *testing.T) {
 		mod   func(*Config)
 		field string
 	}{
-		"no data dir":       {func(c *Config) { c.DataDir = "" }, "dataDir"},
-		"bad listen":        {func(c *Config) { c.Listen = "8443" }, "listen"},
-		"region with space": {func(c *Config) { c.Region = "east us" }, "region"},
-		"bad dns suffix":    {func(c *Config) { c.DNSSuffix = ".x" }, "dnsSuffix"},
-		"no tls, no dev":    {func(c *Config) { c.Dev = false }, "tlsCert"},
-		"cert without key":  {func(c *Config) { c.TLSCert = "c.pem" }, "tlsKey"},
-		"zero interval":     {func(c *Config) { c.PurgeInterval.Duration = 0 }, "purgeInterval"},
-		"lifetime too long": {func(c *Config) { c.Identity.TokenLifetime.Duration = 48 * time.Hour }, "tokenLifetime"},
+		"no data dir":         {func(c *Config) { c.DataDir = "" }, "dataDir"},
+		"bad listen":          {func(c *Config) { c.Listen = "8443" }, "listen"},
+		"region with space":   {func(c *Config) { c.Region = "east us" }, "region"},
+		"bad dns suffix":      {func(c *Config) { c.DNSSuffix = ".x" }, "dnsSuffix"},
+		"no tls, no dev":      {func(c *Config) { c.Dev = false }, "tlsCert"},
+		"cert without key":    {func(c *Config) { c.TLSCert = "c.pem" }, "tlsKey"},
+		"zero interval":       {func(c *Config) { c.PurgeInterval.Duration = 0 }, "purgeInterval"},
+		"audit log size zero": {func(c *Config) { c.Audit.MaxSizeMB = 0 }, "audit.maxSizeMB"},
+		"lifetime too long":   {func(c *Config) { c.Identity.TokenLifetime.Duration = 48 * time.Hour }, "tokenLifetime"},
 		"issuer without keys": {func(c *Config) {
 			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", Audiences: []string{"a"}}}
 		}, "trustedIssuers[0]"},
