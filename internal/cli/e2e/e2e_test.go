@@ -37,7 +37,8 @@ func (c cleanupAfter) Run() int {
 
 // TestScripts runs the end-to-end scripts of testdata/script against a
 // real region (servertest), one per script, with the bootstrap
-// administrator's credentials in TRESOR_* and its object id in ADMIN_OID.
+// administrator's credentials in TRESOR_*, its object id in ADMIN_OID and
+// the region's audit log file in AUDIT_LOG.
 func TestScripts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end scripts start servers")
@@ -64,6 +65,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("TRESOR_CLIENT_SECRET", s.ClientSecret)
 			env.Setenv("TRESOR_CONFIG_DIR", filepath.Join(env.WorkDir, ".tresor"))
 			env.Setenv("ADMIN_OID", s.ObjectID)
+			env.Setenv("AUDIT_LOG", s.AuditLog)
 			return nil
 		},
 	})
