@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -48,6 +49,7 @@ type Log struct {
 	queue      []*call
 	err        error // sticky: set by the first failed write
 	idle       *sync.Cond
+	syncs      atomic.Int64 // fsyncs of the file (for the benchmark)
 }
 
 // call is one Write waiting in the group commit.
@@ -300,6 +302,7 @@ func (l *Log) writeDurable(buf []byte) error {
 	if err != nil {
 		return err
 	}
+	l.syncs.Add(1)
 	return l.f.Sync()
 }
 
