@@ -1,7 +1,8 @@
 // Package api is Tresor's HTTP layer: one route table for the region
 // endpoint (control plane, identity) and the HSM endpoints (data plane),
-// authentication and authorization middleware driven by that table, and the
-// mapping of domain errors to Azure's error body.
+// authentication, authorization and audit middleware driven by that table
+// (each authenticated route names its audit operation; see [Auditor]), and
+// the mapping of domain errors to Azure's error body.
 //
 // Requests are routed by Host: "{name}.{dnsSuffix}" reaches the data plane of
 // instance {name}; any other host reaches the region endpoint.

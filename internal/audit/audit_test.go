@@ -198,6 +198,26 @@ func TestRotationContinuesChain(t *testing.T) {
 	if total != 25 {
 		t.Errorf("%d lines over the files, want 25", total)
 	}
+	// Partial: the oldest file deleted, the rest still verifies, and a
+	// change in it is still found.
+	p := Verifier{Partial: true}
+	for _, f := range append(files[1:], path) {
+		r, _ := os.Open(f)
+		_, err := p.Verify(r)
+		r.Close()
+		if err != nil {
+			t.Fatalf("partial %s: %v", f, err)
+		}
+	}
+	if seq, _ := p.Last(); p.First() <= 1 || seq != 25 || p.Lines() != 26-int(p.First()) {
+		t.Errorf("partial: first %d, last %d, %d lines", p.First(), seq, p.Lines())
+	}
+	second := lines(t, files[1])
+	second[0] = bytes.Replace(second[0], []byte("oid-"), []byte("OID-"), 1)
+	if _, err := (&Verifier{Partial: true}).Verify(bytes.NewReader(bytes.Join(second, nil))); err == nil || !strings.Contains(err.Error(), "line 2: hash does not match line 1") {
+		t.Errorf("partial with line 1 changed: %v", err)
+	}
+
 	// Files out of order, or one left out, break the chain.
 	var v2 Verifier
 	r, _ := os.Open(files[1])

@@ -25,6 +25,12 @@ func (e *VerifyError) Error() string {
 // first, oldest first, then the current one). The zero value expects the
 // first line of a log (seq 1, prevHash of zeros).
 type Verifier struct {
+	// Partial accepts a first line that does not start the log (older
+	// rotated files were deleted): its seq and prevHash are taken as
+	// given, and what came before it cannot be checked.
+	Partial bool
+
+	first uint64 // seq of the first line checked
 	seq   uint64 // of the last line checked
 	last  string // its hash ("" before any line)
 	lines int    // lines checked so far, over every file
@@ -72,8 +78,12 @@ func (v *Verifier) Verify(r io.Reader) (lines int, err error) {
 		if prev == "" {
 			prev = ZeroHash
 		}
+		if v.lines == 0 && v.Partial {
+			v.seq, v.last = h.seq-1, h.prevHash
+			prev = h.prevHash
+		}
 		switch {
-		case v.lines == 0 && (h.seq != 1 || h.prevHash != ZeroHash):
+		case v.lines == 0 && !v.Partial && (h.seq != 1 || h.prevHash != ZeroHash):
 			return fail("the first line has seq %d and a prevHash that is not zeros: the log's first lines were removed, or this file continues another (give the files in order from the first)", h.seq)
 		case h.seq != v.seq+1:
 			return fail("seq is %d where %d was expected (a line was removed, inserted or reordered)", h.seq, v.seq+1)
@@ -81,6 +91,9 @@ func (v *Verifier) Verify(r io.Reader) (lines int, err error) {
 			return fail("hash does not match the last line of the previous file (a line was changed, removed or reordered)")
 		case h.prevHash != prev:
 			return fail("hash does not match line %d (a line was changed, removed or reordered)", lines-1)
+		}
+		if v.lines == 0 {
+			v.first = h.seq
 		}
 		v.seq, v.last = h.seq, hashLine(line)
 		v.lines++
@@ -95,6 +108,10 @@ func (v *Verifier) Last() (seq uint64, hash string) {
 	}
 	return v.seq, v.last
 }
+
+// First returns the seq of the first line checked (0 before any): 1
+// unless Partial accepted a log whose start is gone.
+func (v *Verifier) First() uint64 { return v.first }
 
 // Lines is the number of lines checked, over every file.
 func (v *Verifier) Lines() int { return v.lines }

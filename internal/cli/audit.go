@@ -17,6 +17,7 @@ import (
 type auditFileOut struct {
 	File     string `json:"file"`
 	Lines    int    `json:"lines"`
+	FirstSeq uint64 `json:"firstSeq"`
 	LastSeq  uint64 `json:"lastSeq"`
 	LastHash string `json:"lastHash"`
 	Result   string `json:"result"`
@@ -28,6 +29,7 @@ func (a *app) auditCommand() *cobra.Command {
 		Short: "Check the region's audit log",
 		Args:  cobra.NoArgs,
 	}
+	var partial bool
 	verify := &cobra.Command{
 		Use:   "verify FILE [FILE...]",
 		Short: "Verify the hash chain of audit log files",
@@ -40,7 +42,8 @@ Give every file of the log in order: the rotated files (audit-{time}.log,
 oldest first) and then the current one; the chain goes on from file to file.
 A chain alone cannot show that lines were cut from the end: compare lastSeq
 and lastHash of the last file with the values the server logged when it
-rotated or closed the log.`,
+rotated or closed the log. With --partial the first file need not start the
+log (older rotated files were deleted): its first line is taken as given.`,
 		Example: "  tresor audit verify /var/lib/tresor/audit/audit-*.log /var/lib/tresor/audit/audit.log",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -49,23 +52,28 @@ rotated or closed the log.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var v audit.Verifier
+			v := audit.Verifier{Partial: partial}
 			out := make([]auditFileOut, 0, len(args))
 			for i, file := range args {
+				before, _ := v.Last()
 				n, err := verifyFile(&v, file)
 				if err != nil {
-					var ve *audit.VerifyError
-					if errors.As(err, &ve) && ve.Line == 1 && (i > 0 || len(args) > 1) {
-						err = withHint(err, "give every file of the log in order: the rotated ones, oldest first, then the current one")
-					}
 					return err
 				}
 				seq, hash := v.Last()
-				out = append(out, auditFileOut{File: file, Lines: n, LastSeq: seq, LastHash: hash, Result: "ok"})
+				first := before + 1
+				if i == 0 {
+					first = v.First()
+				}
+				if n == 0 {
+					first = 0
+				}
+				out = append(out, auditFileOut{File: file, Lines: n, FirstSeq: first, LastSeq: seq, LastHash: hash, Result: "ok"})
 			}
 			return a.print(out, nil)
 		},
 	}
+	verify.Flags().BoolVar(&partial, "partial", false, "accept a first file that does not start the log (older rotated files deleted)")
 	cmd.AddCommand(verify)
 	return cmd
 }
@@ -80,6 +88,9 @@ func verifyFile(v *audit.Verifier, file string) (int, error) {
 	n, err := v.Verify(f)
 	var ve *audit.VerifyError
 	switch {
+	case errors.As(err, &ve) && ve.Line == 1:
+		return n, withHint(fmt.Errorf("audit: %s: line %d: %s", file, ve.Line, ve.Reason),
+			"give every file of the log in order: the rotated ones, oldest first, then the current one (--partial if the oldest were deleted)")
 	case errors.As(err, &ve):
 		return n, fmt.Errorf("audit: %s: line %d: %s", file, ve.Line, ve.Reason)
 	case err != nil:

@@ -43,11 +43,21 @@ func auditFiles(t *testing.T, n int) []string {
 func TestAuditVerify(t *testing.T) {
 	files := auditFiles(t, 20)
 	out := decode[[]map[string]any](t, ok(t, nil, append([]string{"audit", "verify"}, files...)...))
-	if len(out) != len(files) || out[len(out)-1]["lastSeq"] != float64(20) || out[0]["result"] != "ok" || out[0]["file"] != files[0] {
+	if len(out) != len(files) || out[len(out)-1]["lastSeq"] != float64(20) || out[0]["result"] != "ok" || out[0]["file"] != files[0] ||
+		out[0]["firstSeq"] != float64(1) || out[1]["firstSeq"] != out[0]["lastSeq"].(float64)+1 {
 		t.Errorf("verify printed %v", out)
 	}
 	if got := ok(t, nil, "audit", "verify", "-o", "tsv", "--query", "[-1].lastSeq", files[0], files[1], files[2]); strings.TrimSpace(got) == "" {
 		t.Errorf("--query printed nothing")
+	}
+
+	// --partial: the oldest file deleted.
+	part := decode[[]map[string]any](t, ok(t, nil, append([]string{"audit", "verify", "--partial"}, files[1:]...)...))
+	if len(part) != len(files)-1 || part[0]["firstSeq"] != out[1]["firstSeq"] || part[len(part)-1]["lastHash"] != out[len(out)-1]["lastHash"] {
+		t.Errorf("--partial printed %v, the whole log %v", part, out)
+	}
+	if r := tresor(t, nil, append([]string{"audit", "verify"}, files[1:]...)...); r.code != 1 || !strings.Contains(r.stderr, "tresor: hint: give every file of the log in order") {
+		t.Errorf("without --partial: exit %d, %s", r.code, r.stderr)
 	}
 
 	// tamper returns the files with the first one changed by f.
