@@ -147,6 +147,8 @@ type route struct {
 	pattern string
 	// insecureNoAuth serves the route without a token (identity endpoints).
 	insecureNoAuth bool
+	// auditNoAuth audits an insecureNoAuth route (token requests).
+	auditNoAuth bool
 	// action is the data action an HSM route needs (without prefix).
 	action string
 	// scope returns the RBAC scope of the request ("/" when nil).
@@ -187,7 +189,7 @@ func (a *API) register(rt route) error {
 	if rt.plane == hsmPlane && rt.action == "" {
 		return fmt.Errorf("api: route %s %s declares no data action", rt.method, rt.pattern)
 	}
-	if !rt.insecureNoAuth && rt.op == "" {
+	if (!rt.insecureNoAuth || rt.auditNoAuth) && rt.op == "" {
 		return fmt.Errorf("api: route %s %s declares no operation name for the audit log", rt.method, rt.pattern)
 	}
 	if rt.limit == 0 {
@@ -270,7 +272,7 @@ func (a *API) wrap(rt route) http.Handler {
 		if rt.plane == hsmPlane {
 			rc.instance, _ = r.Context().Value(ctxKey{}).(instances.Instance)
 		}
-		if rt.insecureNoAuth || a.deps.Audit == nil {
+		if (rt.insecureNoAuth && !rt.auditNoAuth) || a.deps.Audit == nil {
 			a.serve(rt, w, r, rc)
 			return
 		}

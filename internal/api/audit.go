@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"tresor/internal/audit"
+	"tresor/internal/uuid"
 	"tresor/internal/wire"
 )
 
@@ -32,7 +33,9 @@ type Auditor interface {
 // Every request that reaches an authenticated route is audited, including
 // refused ones (403, 400, 409 …) and ones with an invalid token (401,
 // without identity), but not a request without any token: that is the
-// challenge every SDK provokes first, and names nobody.
+// challenge every SDK provokes first, and names nobody. Token requests are
+// audited too, named by their client id (never the secret), so that failed
+// sign-ins show.
 func (a *API) audited(rt route, w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	start := time.Now()
 	rec := &recorder{header: w.Header().Clone()}
@@ -40,7 +43,7 @@ func (a *API) audited(rt route, w http.ResponseWriter, r *http.Request, rc *reqC
 	if rec.status == 0 {
 		rec.status = http.StatusOK
 	}
-	if bearer(r) == "" && rec.status == http.StatusUnauthorized {
+	if bearer(r) == "" && rec.status == http.StatusUnauthorized && !rt.insecureNoAuth {
 		rec.sendTo(w)
 		return
 	}
@@ -88,12 +91,27 @@ func (a *API) auditEvent(rt route, r *http.Request, rc *reqCtx, rec *recorder, s
 	if rec.status >= 400 {
 		ev.ResultType = audit.ResultFailure
 		var body wire.Error
-		if json.Unmarshal(rec.body.Bytes(), &body) == nil {
+		var oauth wire.OAuthError
+		switch {
+		case json.Unmarshal(rec.body.Bytes(), &body) == nil:
 			ev.ResultDescription = clip(body.Error.Code, 100)
+		case json.Unmarshal(rec.body.Bytes(), &oauth) == nil:
+			ev.ResultDescription = clip(oauth.Error, 100)
 		}
 	}
 	if c := rc.caller; c.ObjectID != "" {
 		ev.Identity = &audit.Identity{Claim: audit.Claim{ObjectID: c.ObjectID, AppID: c.ClientID, TenantID: c.TenantID}}
+	}
+	if rt.insecureNoAuth { // a token request: the client it names (the handler parsed the form)
+		id := r.PostForm.Get("client_id")
+		if u, _, ok := r.BasicAuth(); ok && id == "" {
+			id = u
+		}
+		// Only a well-formed client id: a client that swapped its id and
+		// secret must not leave the secret here.
+		if uuid.Valid(id) {
+			ev.Identity = &audit.Identity{Claim: audit.Claim{AppID: strings.ToLower(id), TenantID: clip(r.PathValue("tenant"), 100)}}
+		}
 	}
 	if rt.plane == hsmPlane {
 		in := rc.instance

@@ -18,10 +18,11 @@ func (a *API) routes() []route {
 	keyScope := func(r *http.Request) string { return "/keys/" + r.PathValue("name") }
 	keysScope := func(*http.Request) string { return "/keys" }
 	return []route{
-		// Identity (Entra ID's shape). These must work without a token.
+		// Identity (Entra ID's shape). These must work without a token;
+		// token requests are audited (a failed sign-in names its client id).
 		{method: "GET", pattern: "/tresor/region", insecureNoAuth: true, h: a.regionInfo},
-		{method: "POST", pattern: "/{tenant}/oauth2/v2.0/token", insecureNoAuth: true, limit: small, h: a.token},
-		{method: "POST", pattern: "/{tenant}/oauth2/token", insecureNoAuth: true, limit: small, h: a.token},
+		{method: "POST", pattern: "/{tenant}/oauth2/v2.0/token", insecureNoAuth: true, auditNoAuth: true, op: "TokenIssue", limit: small, h: a.token},
+		{method: "POST", pattern: "/{tenant}/oauth2/token", insecureNoAuth: true, auditNoAuth: true, op: "TokenIssue", limit: small, h: a.token},
 		{method: "GET", pattern: "/{tenant}/v2.0/.well-known/openid-configuration", insecureNoAuth: true, h: a.openIDConfiguration},
 		{method: "GET", pattern: "/{tenant}/discovery/v2.0/keys", insecureNoAuth: true, h: a.jwks},
 

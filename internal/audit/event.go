@@ -94,7 +94,7 @@ type Identity struct {
 
 // Claim holds the token claims that name a caller.
 type Claim struct {
-	ObjectID string `json:"oid"`             // the principal id
+	ObjectID string `json:"oid,omitempty"`   // the principal id (none on a token request)
 	AppID    string `json:"appid,omitempty"` // the client (application) id
 	TenantID string `json:"tid,omitempty"`   // the tenant
 }

@@ -7,7 +7,10 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"math/big"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -99,6 +102,22 @@ func TestAuditLog(t *testing.T) {
 	if code, _, _ := d.c.do("GET", d.url(name, "/keys"), "", nil); code != 401 {
 		t.Fatalf("no token: %d", code)
 	}
+	// Failed sign-ins: a wrong secret (named by its client id), and a
+	// client that swapped its id and secret (named by nobody).
+	const wrongSecret = "AuditTestWrongClientSecret0123456789"
+	secrets = append(secrets, wrongSecret)
+	for _, creds := range [][2]string{{other.ClientID, wrongSecret}, {other.ClientSecret, other.ClientID}} {
+		form := url.Values{"grant_type": {"client_credentials"}, "client_id": {creds[0]}, "client_secret": {creds[1]}, "scope": {d.s.HSMResource() + "/.default"}}
+		resp, err := d.c.client.PostForm(d.s.Endpoint+"/"+d.s.TenantID+"/oauth2/v2.0/token", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Fatalf("token with bad credentials: %d", resp.StatusCode)
+		}
+	}
+
 	const sas = "sv=2024-08-04&ss=b&srt=co&sp=rwdlac&se=2030-01-01&sig=AuditTestSASSignature0123456789"
 	secrets = append(secrets, "AuditTestSASSignature0123456789")
 	if code, _, body := d.c.do("POST", d.url(name, "/backup"), d.hsm, wire.SASTokenParameter{StorageResourceURI: "file://" + backups + "?" + sas, Token: sas}); code != 400 {
@@ -146,13 +165,22 @@ func TestAuditLog(t *testing.T) {
 		}
 		events = append(events, e)
 	}
-	find := func(op string, status int, oid string) *audit.Event {
+	// find finds an event by operation, status and caller: an object id,
+	// "app:" and a client id, or "" for none.
+	find := func(op string, status int, caller string) *audit.Event {
 		for i, e := range events {
-			if e.OperationName == op && e.Properties.HTTPStatusCode == status && (e.Identity == nil) == (oid == "") && (oid == "" || e.Identity.Claim.ObjectID == oid) {
+			var who string
+			switch {
+			case e.Identity != nil && e.Identity.Claim.ObjectID != "":
+				who = e.Identity.Claim.ObjectID
+			case e.Identity != nil:
+				who = "app:" + e.Identity.Claim.AppID
+			}
+			if e.OperationName == op && e.Properties.HTTPStatusCode == status && who == caller {
 				return &events[i]
 			}
 		}
-		t.Errorf("no %s event with status %d by %q", op, status, oid)
+		t.Errorf("no %s event with status %d by %q", op, status, caller)
 		return nil
 	}
 	admin := d.s.ObjectID
@@ -166,6 +194,7 @@ func TestAuditLog(t *testing.T) {
 		{"KeyDelete", 200, admin}, {"KeyPurge", 204, admin}, {"KeySign", 403, other.ObjectID}, {"KeySign", 200, other.ObjectID},
 		{"KeyList", 401, ""}, {"BackupStart", 400, admin}, {"BackupStart", 202, admin}, {"BackupStatus", 200, admin},
 		{"RoleAssignmentDelete", 200, admin},
+		{"TokenIssue", 200, "app:" + other.ClientID}, {"TokenIssue", 401, "app:" + other.ClientID}, {"TokenIssue", 401, ""},
 	} {
 		find(want.op, want.status, want.oid)
 	}
@@ -178,6 +207,9 @@ func TestAuditLog(t *testing.T) {
 	}
 	if e := find("KeySign", 403, other.ObjectID); e != nil && (e.ResultType != audit.ResultFailure || e.ResultSignature != "Forbidden" || e.ResultDescription == "") {
 		t.Errorf("refused sign event %+v", e)
+	}
+	if e := find("TokenIssue", 401, "app:"+other.ClientID); e != nil && (e.ResultDescription != "invalid_client" || e.Identity.Claim.TenantID != d.s.TenantID) {
+		t.Errorf("failed sign-in event %+v", e)
 	}
 	if slices.ContainsFunc(events, func(e audit.Event) bool {
 		return e.Properties.HTTPStatusCode == 401 && e.Identity == nil && e.ResultDescription == "Unauthorized"
@@ -229,7 +261,7 @@ func TestAuditLog(t *testing.T) {
 
 // TestAuditFailClosed: with a full disk (/dev/full as the audit log) a
 // request whose audit line cannot be written is answered 500 unless the
-// region is configured to fail open.
+// region is configured to fail open; a token request is one of them.
 func TestAuditFailClosed(t *testing.T) {
 	if _, err := os.Stat("/dev/full"); err != nil {
 		t.Skip("no /dev/full on this system")
@@ -245,13 +277,30 @@ func TestAuditFailClosed(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s := servertest.Start(t, func(c *server.Config) { c.Audit.Path, c.Audit.FailClosed = "/dev/full", tt.failClosed })
 			c := newCall(t, s)
-			tok := s.AdminToken(t)
-			for range 2 {
-				code, hdr, body := c.do("GET", s.Endpoint+"/tresor/account", tok, nil)
+			withheld := func(what string, code int, hdr http.Header, body []byte) {
+				t.Helper()
 				var e wire.Error
 				_ = json.Unmarshal(body, &e)
 				if code != tt.want || (code == 500 && (e.Error.Code != "AuditLogUnavailable" || !strings.Contains(e.Error.Message, hdr.Get("x-ms-request-id")))) {
-					t.Fatalf("GET /tresor/account with a full audit disk: %d %s", code, body)
+					t.Fatalf("%s with a full audit disk: %d %s", what, code, body)
+				}
+			}
+			form := url.Values{"grant_type": {"client_credentials"}, "client_id": {s.ClientID}, "client_secret": {s.ClientSecret}, "scope": {s.Endpoint + "/.default"}}
+			resp, err := c.client.PostForm(s.Endpoint+"/"+s.TenantID+"/oauth2/v2.0/token", form)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			withheld("token", resp.StatusCode, resp.Header, body)
+			if bytes.Contains(body, []byte("access_token")) != (tt.want == 200) {
+				t.Fatalf("token answer %s", body)
+			}
+			if !tt.failClosed {
+				tok := s.AdminToken(t)
+				for range 2 {
+					code, hdr, body := c.do("GET", s.Endpoint+"/tresor/account", tok, nil)
+					withheld("GET /tresor/account", code, hdr, body)
 				}
 			}
 			// Routes without a token are not audited and keep working.
