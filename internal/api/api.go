@@ -1,7 +1,8 @@
 // Package api is Tresor's HTTP layer: one route table for the region
 // endpoint (control plane, identity) and the HSM endpoints (data plane),
-// authentication and authorization middleware driven by that table, and the
-// mapping of domain errors to Azure's error body.
+// authentication, authorization and audit middleware driven by that table
+// (each authenticated route names its audit operation; see [Auditor]), and
+// the mapping of domain errors to Azure's error body.
 //
 // Requests are routed by Host: "{name}.{dnsSuffix}" reaches the data plane of
 // instance {name}; any other host reaches the region endpoint.
@@ -57,8 +58,11 @@ type Config struct {
 	// region endpoint and the HSM resource (e.g. Azure's own audiences).
 	ExtraMgmtAudiences []string
 	ExtraHSMAudiences  []string
-	Logger             *slog.Logger
-	Now                func() time.Time
+	// AuditFailOpen answers a request whose audit event could not be
+	// written as if it had been; by default (fail closed) it gets a 500.
+	AuditFailOpen bool
+	Logger        *slog.Logger
+	Now           func() time.Time
 	// RequestBodyTimeout is how long a request's body may take to arrive
 	// after its headers (0: no limit); a slower one fails with 408.
 	RequestBodyTimeout time.Duration
@@ -109,6 +113,9 @@ type Deps struct {
 	MgmtValidator Validator
 	HSMValidator  Validator
 	Principals    Principals
+	// Audit, if set, receives one event per authenticated request (see
+	// audit.go); nil audits nothing.
+	Audit Auditor
 }
 
 // API is the HTTP handler of a region.
@@ -157,6 +164,8 @@ type route struct {
 	pattern string
 	// insecureNoAuth serves the route without a token (identity endpoints).
 	insecureNoAuth bool
+	// auditNoAuth audits an insecureNoAuth route (token requests).
+	auditNoAuth bool
 	// action is the data action an HSM route needs (without prefix).
 	action string
 	// scope returns the RBAC scope of the request ("/" when nil).
@@ -173,7 +182,10 @@ type route struct {
 	duringRestore bool
 	// limit is the body limit in bytes (default 1 MiB).
 	limit int64
-	h     handler
+	// op is the operation name in audit events (KeyCreate, KeySign, …);
+	// every authenticated route has one.
+	op string
+	h  handler
 	// keyName is set by register for routes whose {name} is a key name:
 	// the decoded name must be a valid key name before authorization, so
 	// that no spelling (%2F, dot segments, letters that fold onto ASCII
@@ -198,6 +210,9 @@ func (rc *reqCtx) instCaller() instances.Caller {
 func (a *API) register(rt route) error {
 	if rt.plane == hsmPlane && rt.action == "" {
 		return fmt.Errorf("api: route %s %s declares no data action", rt.method, rt.pattern)
+	}
+	if (!rt.insecureNoAuth || rt.auditNoAuth) && rt.op == "" {
+		return fmt.Errorf("api: route %s %s declares no operation name for the audit log", rt.method, rt.pattern)
 	}
 	if rt.limit == 0 {
 		rt.limit = 1 << 20
@@ -339,68 +354,78 @@ func (a *API) wrap(rt route) http.Handler {
 		if rt.plane == hsmPlane {
 			rc.instance, _ = r.Context().Value(ctxKey{}).(instances.Instance)
 		}
-		if !rt.insecureNoAuth {
-			tok := bearer(r)
-			if tok == "" {
-				a.challenge(w, r, "")
-				return
-			}
-			v := a.deps.MgmtValidator
-			if rt.plane == hsmPlane {
-				v = a.deps.HSMValidator
-			}
-			rc.tokenSum = sha256.Sum256([]byte(tok))
-			caller, err := a.tokens.validate(r.Context(), v, rt.plane, tok, rc.tokenSum, time.Now())
-			if err != nil {
+		if (rt.insecureNoAuth && !rt.auditNoAuth) || a.deps.Audit == nil {
+			a.serve(rt, w, r, rc)
+			return
+		}
+		a.audited(rt, w, r, rc) // audit.go
+	})
+}
+
+// serve authenticates, checks and authorizes the request as its route
+// says, and runs its handler.
+func (a *API) serve(rt route, w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	if !rt.insecureNoAuth {
+		tok := bearer(r)
+		if tok == "" {
+			a.challenge(w, r, "")
+			return
+		}
+		v := a.deps.MgmtValidator
+		if rt.plane == hsmPlane {
+			v = a.deps.HSMValidator
+		}
+		rc.tokenSum = sha256.Sum256([]byte(tok))
+		caller, err := a.tokens.validate(r.Context(), v, rt.plane, tok, rc.tokenSum, time.Now())
+		if err != nil {
+			a.challenge(w, r, err.Error())
+			return
+		}
+		rc.caller = caller
+		admin, err := a.regionAdmin(r.Context(), caller)
+		if err != nil {
+			if fault.KindOf(err) == fault.Unauthorized {
 				a.challenge(w, r, err.Error())
 				return
 			}
-			rc.caller = caller
-			admin, err := a.regionAdmin(r.Context(), caller)
-			if err != nil {
-				if fault.KindOf(err) == fault.Unauthorized {
-					a.challenge(w, r, err.Error())
-					return
-				}
-				a.writeError(w, r, err)
-				return
-			}
-			rc.admin = admin
-			if err := a.throttlePrincipal(w, caller.ObjectID); err != nil {
-				a.writeError(w, r, err)
-				return
-			}
-		}
-		if err := a.checkVersion(rt, r); err != nil {
 			a.writeError(w, r, err)
 			return
 		}
-		if rt.keyName {
-			if err := keys.ValidateName(r.PathValue("name")); err != nil {
-				a.writeError(w, r, err)
-				return
-			}
-		}
-		if rt.plane == hsmPlane {
-			if rc.instance.Staging != "" && !rt.duringRestore {
-				a.writeError(w, r, instances.Restoring(rc.instance.Name))
-				return
-			}
-			// A not activated HSM has no keys to protect: say so first.
-			if rt.needsActive && rc.instance.ActivationStatus != instances.Active {
-				a.writeError(w, r, notActivated(rc.instance))
-				return
-			}
-			if err := a.authorize(r, rt, rc); err != nil {
-				a.writeError(w, r, err)
-				return
-			}
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, rt.limit)
-		if err := rt.h(w, r, rc); err != nil {
+		rc.admin = admin
+		if err := a.throttlePrincipal(w, caller.ObjectID); err != nil {
 			a.writeError(w, r, err)
+			return
 		}
-	})
+	}
+	if err := a.checkVersion(rt, r); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if rt.keyName {
+		if err := keys.ValidateName(r.PathValue("name")); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+	}
+	if rt.plane == hsmPlane {
+		if rc.instance.Staging != "" && !rt.duringRestore {
+			a.writeError(w, r, instances.Restoring(rc.instance.Name))
+			return
+		}
+		// A not activated HSM has no keys to protect: say so first.
+		if rt.needsActive && rc.instance.ActivationStatus != instances.Active {
+			a.writeError(w, r, notActivated(rc.instance))
+			return
+		}
+		if err := a.authorize(r, rt, rc); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, rt.limit)
+	if err := rt.h(w, r, rc); err != nil {
+		a.writeError(w, r, err)
+	}
 }
 
 func (a *API) checkVersion(rt route, r *http.Request) error {

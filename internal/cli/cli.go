@@ -139,6 +139,7 @@ TRESOR_SERVER, TRESOR_CA_FILE, TRESOR_CLIENT_ID and TRESOR_CLIENT_SECRET
 	root.AddCommand(a.securityDomainCommand())
 	root.AddCommand(a.keyCommand())
 	root.AddCommand(a.backupCommand(), a.restoreCommand())
+	root.AddCommand(a.auditCommand())
 	return root
 }
 

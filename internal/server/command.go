@@ -48,6 +48,9 @@ and writes the credentials as export lines to {data-dir}/dev.env.`,
 			if s.CAFile != "" {
 				fmt.Fprintf(out, "  CA certificate:  %s\n", s.CAFile)
 			}
+			if s.AuditLog != "" {
+				fmt.Fprintf(out, "  audit log:       %s (check it with tresor audit verify)\n", s.AuditLog)
+			}
 			if s.BackupDir != "" {
 				fmt.Fprintf(out, "  backups:         file://%s (a file:// container for tresor backup start)\n", s.BackupDir)
 			}
@@ -88,6 +91,9 @@ and writes the credentials as export lines to {data-dir}/dev.env.`,
 	f.DurationVar(&cfg.RequestBodyTimeout.Duration, "request-body-timeout", cfg.RequestBodyTimeout.Duration, "time a request body may take to arrive after its headers (408 beyond)")
 	f.IntVar(&cfg.MaxKeysPerHsm, "max-keys-per-hsm", cfg.MaxKeysPerHsm, "keys an HSM may hold, soft-deleted ones included (0 = no limit)")
 	f.DurationVar(&cfg.ResponseTimeout.Duration, "response-timeout", cfg.ResponseTimeout.Duration, "time from a request's headers to the end of its response")
+	f.StringVar(&cfg.Audit.Path, "audit-log", "", "audit log file, one hash-chained JSON line per request (default {data-dir}/audit/audit.log)")
+	f.IntVar(&cfg.Audit.MaxSizeMB, "audit-max-size-mb", cfg.Audit.MaxSizeMB, "rotate the audit log past this size")
+	f.BoolVar(&cfg.Audit.FailClosed, "audit-fail-closed", cfg.Audit.FailClosed, "answer 500 when a request's audit line cannot be written (false: answer and log the failure)")
 	return cmd
 }
 
@@ -121,6 +127,9 @@ func overlayFlags(cmd *cobra.Command, dst *Config, src Config) {
 	set("request-body-timeout", func() { dst.RequestBodyTimeout = src.RequestBodyTimeout })
 	set("response-timeout", func() { dst.ResponseTimeout = src.ResponseTimeout })
 	set("max-keys-per-hsm", func() { dst.MaxKeysPerHsm = src.MaxKeysPerHsm })
+	set("audit-log", func() { dst.Audit.Path = src.Audit.Path })
+	set("audit-max-size-mb", func() { dst.Audit.MaxSizeMB = src.Audit.MaxSizeMB })
+	set("audit-fail-closed", func() { dst.Audit.FailClosed = src.Audit.FailClosed })
 }
 
 func portOf(addr string) int {

@@ -88,6 +88,9 @@ type Config struct {
 	// be fetched or read; without it the server starts, logs why and keeps
 	// retrying (once a minute) while refusing the issuer's tokens.
 	StrictIssuers bool `json:"strictIssuers"`
+
+	// Audit configures the audit log.
+	Audit AuditConfig `json:"audit"`
 	// Clock, if set, is the time of the instance and key lifecycles
 	// (deletion dates, purges, rotations); tests set it. Tokens always use
 	// the real time.
@@ -124,6 +127,19 @@ type IdentityConfig struct {
 	// made a token of one plane good on the other. Split it into
 	// ExtraARMAudiences and ExtraHSMAudiences.
 	ExtraAudiences []string `json:"extraAudiences,omitempty"`
+}
+
+// AuditConfig configures the audit log: one hash-chained JSON line per
+// authenticated request (package audit; docs/security.md).
+type AuditConfig struct {
+	// Path is the log file (--audit-log; default {DataDir}/audit/audit.log).
+	// There is no way to turn the audit log off.
+	Path string `json:"path"`
+	// MaxSizeMB is the size past which the file is rotated (default 100).
+	MaxSizeMB int `json:"maxSizeMB"`
+	// FailClosed answers 500 to a request whose audit line cannot be
+	// written (default true); false answers it and logs the failure.
+	FailClosed bool `json:"failClosed"`
 }
 
 // TrustedIssuerConfig is one external issuer. Its tokens are accepted on
@@ -215,6 +231,7 @@ func DefaultConfig() Config {
 		TokenRatePerClient:      Rate{PerSecond: 50},
 		PrincipalRate:           Rate{PerSecond: 2000},
 		MaxKeysPerHsm:           5000,
+		Audit:                   AuditConfig{MaxSizeMB: 100, FailClosed: true},
 	}
 }
 
@@ -274,6 +291,9 @@ func (c Config) Validate() error {
 		if !filepath.IsAbs(d) {
 			return fmt.Errorf("config: backupDirs[%d] (--backup-dir) %q must be an absolute path", i, d)
 		}
+	}
+	if c.Audit.MaxSizeMB < 1 || c.Audit.MaxSizeMB > 1<<20 {
+		return fmt.Errorf("config: audit.maxSizeMB (--audit-max-size-mb) must be between 1 and 1048576")
 	}
 	if c.PurgeInterval.Duration <= 0 {
 		return fmt.Errorf("config: purgeInterval must be positive")

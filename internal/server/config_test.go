@@ -20,11 +20,13 @@ func TestLoadConfigFile(t *testing.T) {
 	cfg := DefaultConfig()
 	if err := LoadConfigFile(write(`{"dataDir":"/var/lib/tresor","listen":"127.0.0.1:9443","region":"eu1","dev":true,"purgeInterval":"30s",
 		"identity":{"tokenLifetime":"15m","regionAdmins":["11111111-2222-4333-8444-555555555555"],
-		"trustedIssuers":[{"issuer":"https://idp.example","jwksFile":"jwks.json","armAudiences":["tresor-arm"],"hsmAudiences":["tresor-hsm"]}]}}`), &cfg); err != nil {
+		"trustedIssuers":[{"issuer":"https://idp.example","jwksFile":"jwks.json","armAudiences":["tresor-arm"],"hsmAudiences":["tresor-hsm"]}]},
+		"audit":{"path":"/var/log/tresor/audit.log","maxSizeMB":10}}`), &cfg); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.DataDir != "/var/lib/tresor" || cfg.Region != "eu1" || cfg.PurgeInterval.Duration != 30*time.Second ||
-		cfg.Identity.TokenLifetime.Duration != 15*time.Minute || len(cfg.Identity.TrustedIssuers) != 1 || cfg.DNSSuffix != "managedhsm.localhost" {
+		cfg.Identity.TokenLifetime.Duration != 15*time.Minute || len(cfg.Identity.TrustedIssuers) != 1 || cfg.DNSSuffix != "managedhsm.localhost" ||
+		cfg.Audit != (AuditConfig{Path: "/var/log/tresor/audit.log", MaxSizeMB: 10, FailClosed: true}) {
 		t.Fatalf("loaded %+v", cfg)
 	}
 	if err := cfg.Validate(); err != nil {
@@ -47,6 +49,7 @@ func TestLoadConfigFile(t *testing.T) {
 		"bad duration":        `{"purgeInterval":"soon"}`,
 		"duration not string": `{"purgeInterval":30}`,
 		"not json":            `{`,
+		"unknown audit key":   `{"audit":{"file":"a.log"}}`,
 	}
 	for name, body := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -89,6 +92,7 @@ func TestConfigValidate(t *testing.T) {
 			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", JWKSFile: "j", ARMAudiences: []string{"a"}, TenantIDs: []string{""}}}
 		}, "trustedIssuers[0].tenantIds[0]"},
 		"display name with slash": {func(c *Config) { c.RegionDisplayName = "lo/cal" }, "regionDisplayName"},
+		"audit log size zero":     {func(c *Config) { c.Audit.MaxSizeMB = 0 }, "audit.maxSizeMB"},
 		"issuer without keys": {func(c *Config) {
 			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", ARMAudiences: []string{"a"}}}
 		}, "trustedIssuers[0]"},

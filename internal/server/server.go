@@ -23,6 +23,7 @@ import (
 
 	"tresor/internal/api"
 	"tresor/internal/atomicfile"
+	"tresor/internal/audit"
 	"tresor/internal/backup"
 	"tresor/internal/barrier"
 	"tresor/internal/connlimit"
@@ -51,11 +52,14 @@ type Server struct {
 	Backups   *backup.Service
 	mgmtV     *identity.Validator // tokens for the region endpoint
 	hsmV      *identity.Validator // tokens for the HSM endpoints
+	audit     *audit.Log
 
 	// Endpoint is the region endpoint URL; CAFile the dev CA (if any).
 	Endpoint string
 	CAFile   string
 	TenantID string
+	// AuditLog is the audit log file.
+	AuditLog string
 	// BackupDir is the dev backup directory ({DataDir}/backups; "" unless Dev).
 	BackupDir string
 	// Bootstrap holds the first administrator's credentials when this
@@ -248,7 +252,19 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	if err := s.Backups.Recover(ctx); err != nil {
 		return nil, err
 	}
-	h, err := api.New(apiCfg, api.Deps{Instances: s.Instances, Policy: s.Policy, Keys: s.Keys, Backups: s.Backups, Issuer: issuer, MgmtValidator: s.mgmtV, HSMValidator: s.hsmV, Principals: dir})
+	s.AuditLog = cfg.Audit.Path
+	if s.AuditLog == "" {
+		s.AuditLog = filepath.Join(cfg.DataDir, "audit", "audit.log")
+	}
+	if abs, err := filepath.Abs(s.AuditLog); err == nil {
+		s.AuditLog = abs
+	}
+	if s.audit, err = audit.Open(s.AuditLog, audit.Options{MaxSize: int64(cfg.Audit.MaxSizeMB) << 20, Logger: s.log}); err != nil {
+		return nil, err
+	}
+	apiCfg.AuditFailOpen = !cfg.Audit.FailClosed
+	h, err := api.New(apiCfg, api.Deps{Instances: s.Instances, Policy: s.Policy, Keys: s.Keys, Backups: s.Backups, Issuer: issuer,
+		MgmtValidator: s.mgmtV, HSMValidator: s.hsmV, Principals: dir, Audit: s.audit})
 	if err != nil {
 		return nil, err
 	}
@@ -566,7 +582,8 @@ func (s *Server) RunDue(ctx context.Context) {
 	}
 }
 
-// Close releases the listener and the store.
+// Close releases the listener, the backup jobs, the audit log (naming its
+// last seq and hash in the server log) and the store.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		if s.ln != nil {
@@ -574,6 +591,11 @@ func (s *Server) Close() error {
 		}
 		if s.Backups != nil {
 			s.Backups.Close()
+		}
+		if s.audit != nil {
+			if err := s.audit.Close(); err != nil {
+				s.log.Error("close the audit log", "err", err)
+			}
 		}
 		if s.st != nil {
 			s.closeErr = s.st.Close()

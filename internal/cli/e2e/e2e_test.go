@@ -38,8 +38,9 @@ func (c cleanupAfter) Run() int {
 
 // TestScripts runs the end-to-end scripts of testdata/script against a
 // real region (servertest), one per script, with the bootstrap
-// administrator's credentials in TRESOR_* and its object id in ADMIN_OID,
-// the HSMs' token audience in HSM_RESOURCE.
+// administrator's credentials in TRESOR_*, its object id in ADMIN_OID,
+// the HSMs' token audience in HSM_RESOURCE and the region's audit log file
+// in AUDIT_LOG.
 func TestScripts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end scripts start servers")
@@ -92,6 +93,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("TRESOR_CONFIG_DIR", filepath.Join(env.WorkDir, ".tresor"))
 			env.Setenv("ADMIN_OID", s.ObjectID)
 			env.Setenv("HSM_RESOURCE", s.HSMResource())
+			env.Setenv("AUDIT_LOG", s.AuditLog)
 			return nil
 		},
 	})
