@@ -273,8 +273,17 @@ func TestOpenRefusesDamagedLastLine(t *testing.T) {
 }
 
 func TestConcurrentWriters(t *testing.T) {
+	for name, opts := range map[string]Options{
+		"fsync each group": {MaxSize: 64 << 10},
+		"fsync every 5ms":  {MaxSize: 64 << 10, SyncInterval: 5 * time.Millisecond},
+	} {
+		t.Run(name, func(t *testing.T) { testConcurrentWriters(t, opts) })
+	}
+}
+
+func testConcurrentWriters(t *testing.T, opts Options) {
 	path := filepath.Join(t.TempDir(), "audit.log")
-	l, err := Open(path, Options{MaxSize: 64 << 10})
+	l, err := Open(path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,5 +375,51 @@ func TestFailClosed(t *testing.T) {
 				t.Errorf("Verify = %d, %v; want %d lines", n, err, seq)
 			}
 		})
+	}
+}
+
+// TestSyncInterval: with a sync interval, a Write returns once its line is
+// in the file (before any fsync), the timer fsyncs what writes left
+// unsynced, and Close syncs the rest.
+func TestSyncInterval(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := Open(path, Options{SyncInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := l.Write(context.Background(), event(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := l.syncs.Load(); n != 0 {
+		t.Errorf("%d fsyncs within the first interval, want 0", n)
+	}
+	b, _ := os.ReadFile(path)
+	if got := bytes.Count(b, []byte("\n")); got != 3 {
+		t.Errorf("%d lines in the file after 3 writes returned, want 3", got)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := l.syncs.Load(); n != 1 {
+		t.Errorf("%d fsyncs after Close, want 1", n)
+	}
+
+	// The timer: lines written and then left alone are fsynced.
+	l, err = Open(path, Options{SyncInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.Write(context.Background(), event(9)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for l.syncs.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the sync timer did not fsync a line left unsynced")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // BenchmarkWrite measures durable writes: serial (one fsync per line) and
@@ -13,9 +14,10 @@ func BenchmarkWrite(b *testing.B) {
 	for _, bc := range []struct {
 		name     string
 		parallel bool
-	}{{"serial", false}, {"parallel", true}} {
+		sync     time.Duration
+	}{{"serial", false, 0}, {"parallel", true, 0}, {"serial/sync100ms", false, 100 * time.Millisecond}, {"parallel/sync100ms", true, 100 * time.Millisecond}} {
 		b.Run(bc.name, func(b *testing.B) {
-			l, err := Open(filepath.Join(b.TempDir(), "audit.log"), Options{MaxSize: 64 << 20})
+			l, err := Open(filepath.Join(b.TempDir(), "audit.log"), Options{MaxSize: 64 << 20, SyncInterval: bc.sync})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -28,6 +28,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Now names rotated files (default time.Now).
 	Now func() time.Time
+	// SyncInterval, when positive, lets Write return once its line is
+	// written to the file (the operating system holds it: a killed process
+	// loses nothing) and fsyncs at most every SyncInterval: by the writer
+	// that finds the last fsync that old, and by a timer when writes stop.
+	// Zero fsyncs every group before its writers return. A failed fsync
+	// stops the log as a failed write does.
+	SyncInterval time.Duration
 }
 
 // Log is an append-only, hash-chained audit log file. Its methods are safe
@@ -50,6 +57,12 @@ type Log struct {
 	err        error // sticky: set by the first failed write
 	idle       *sync.Cond
 	syncs      atomic.Int64 // fsyncs of the file (for the benchmark)
+	// With Options.SyncInterval: whether lines were written since the last
+	// fsync, and when it was (touched only by the committing caller).
+	dirty    bool
+	lastSync time.Time
+	stop     chan struct{} // closed by Close: ends the sync timer
+	stopped  chan struct{}
 }
 
 // call is one Write waiting in the group commit.
@@ -115,8 +128,84 @@ func Open(path string, opts Options) (*Log, error) {
 	}
 	l.f, l.size = f, fi.Size()
 	l.durableSeq, l.durable = l.seq, l.last
+	l.lastSync = time.Now()
 	l.log.Info("audit log opened", "path", path, "seq", l.seq, "lastHash", l.last)
+	if opts.SyncInterval > 0 {
+		l.stop, l.stopped = make(chan struct{}), make(chan struct{})
+		go l.syncLoop(l.stop)
+	}
 	return l, nil
+}
+
+// syncLoop fsyncs lines left unsynced when writes stop (SyncInterval).
+func (l *Log) syncLoop(stop <-chan struct{}) {
+	defer close(l.stopped)
+	t := time.NewTicker(l.opts.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			l.syncIdle()
+		}
+	}
+}
+
+// syncIdle fsyncs the file if no group is being committed (a committing
+// writer syncs by itself when one is due) and lines are unsynced.
+func (l *Log) syncIdle() {
+	l.mu.Lock()
+	if l.committing || l.f == nil || l.err != nil {
+		l.mu.Unlock()
+		return
+	}
+	l.committing = true
+	l.mu.Unlock()
+	if l.dirty && time.Since(l.lastSync) >= l.opts.SyncInterval {
+		if err := l.syncFile(); err != nil {
+			l.fail(err)
+		}
+	}
+	l.handOff()
+}
+
+// handOff ends the caller's turn as committer: the next queued group, if
+// any, is committed by its first writer.
+func (l *Log) handOff() {
+	l.mu.Lock()
+	next := l.queue
+	l.queue = nil
+	if len(next) == 0 {
+		l.committing = false
+		l.idle.Broadcast()
+	}
+	l.mu.Unlock()
+	if len(next) > 0 {
+		next[0].batch = next
+		close(next[0].wake)
+	}
+}
+
+// syncFile fsyncs the file (by the committing caller only).
+func (l *Log) syncFile() error {
+	l.syncs.Add(1)
+	if err := l.f.Sync(); err != nil {
+		return err
+	}
+	l.dirty, l.lastSync = false, time.Now()
+	return nil
+}
+
+// fail makes err the log's sticky error.
+func (l *Log) fail(err error) {
+	err = fmt.Errorf("audit: write %s: %w", l.path, err)
+	l.mu.Lock()
+	if l.err == nil {
+		l.err = err
+	}
+	l.mu.Unlock()
+	l.log.Error("audit log failed: it refuses every later write until it is reopened", "path", l.path, "err", err)
 }
 
 // readTail sets the chain state from the last line of file. It reports
@@ -243,18 +332,7 @@ func (l *Log) Write(ctx context.Context, e Event) error {
 		c.batch = []*call{c}
 	}
 	l.commitGroup(c.batch)
-	l.mu.Lock()
-	next := l.queue
-	l.queue = nil
-	if len(next) == 0 {
-		l.committing = false
-		l.idle.Broadcast()
-	}
-	l.mu.Unlock()
-	if len(next) > 0 {
-		next[0].batch = next
-		close(next[0].wake)
-	}
+	l.handOff()
 	return c.err
 }
 
@@ -302,8 +380,11 @@ func (l *Log) writeDurable(buf []byte) error {
 	if err != nil {
 		return err
 	}
-	l.syncs.Add(1)
-	return l.f.Sync()
+	l.dirty = true
+	if d := l.opts.SyncInterval; d > 0 && time.Since(l.lastSync) < d {
+		return nil // the timer or a later writer syncs it
+	}
+	return l.syncFile()
 }
 
 // rotate renames the file to {base}-{time}{ext} and starts a new one.
@@ -321,6 +402,11 @@ func (l *Log) rotate() error {
 		return fmt.Errorf("rotate: %w", err)
 	}
 	old := l.f
+	if l.dirty {
+		if err := l.syncFile(); err != nil {
+			return fmt.Errorf("rotate: %w", err)
+		}
+	}
 	f, err := os.OpenFile(l.path, os.O_APPEND|os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("rotate: %w", err)
@@ -361,7 +447,26 @@ func (l *Log) Close() error {
 	if l.f == nil {
 		return nil
 	}
-	err := l.f.Close()
+	if stop := l.stop; stop != nil {
+		l.stop = nil
+		close(stop)
+		l.mu.Unlock()
+		<-l.stopped
+		l.mu.Lock()
+		for l.committing {
+			l.idle.Wait()
+		}
+		if l.f == nil {
+			return nil
+		}
+	}
+	var err error
+	if l.dirty && l.err == nil {
+		err = l.syncFile()
+	}
+	if cerr := l.f.Close(); err == nil {
+		err = cerr
+	}
 	l.f = nil
 	l.log.Info("audit log closed", "path", l.path, "lastSeq", l.durableSeq, "lastHash", l.durable)
 	if err != nil {

@@ -14,14 +14,15 @@ import (
 	"net/http"
 	"testing"
 
+	"tresor/internal/server"
 	"tresor/internal/server/servertest"
 )
 
 // benchHSM starts a region with an active instance holding an RSA-2048,
 // a P-256 and an AES-256 key, and returns a request function.
-func benchHSM(b *testing.B) (do func(path string, body any) []byte) {
+func benchHSM(b *testing.B, opts ...servertest.Option) (do func(path string, body any) []byte) {
 	b.Helper()
-	s := servertest.Start(b)
+	s := servertest.Start(b, opts...)
 	c := s.HTTPClient(b)
 	arm := s.AdminToken(b)
 	hsmTok := s.Token(b, s.ClientID, s.ClientSecret, s.HSMResource())
@@ -97,6 +98,17 @@ func BenchmarkSignRS256(b *testing.B) {
 
 func BenchmarkSignES256(b *testing.B) {
 	do := benchHSM(b)
+	digest := base64.RawURLEncoding.EncodeToString(make([]byte, 32))
+	b.ResetTimer()
+	for b.Loop() {
+		do("/keys/ec/sign", map[string]string{"alg": "ES256", "value": digest})
+	}
+}
+
+// BenchmarkSignES256AuditFsyncEach is SignES256 with the audit log fsynced
+// before every answer (audit.syncInterval 0s) instead of every 100ms.
+func BenchmarkSignES256AuditFsyncEach(b *testing.B) {
+	do := benchHSM(b, func(c *server.Config) { c.Audit.SyncInterval.Duration = 0 })
 	digest := base64.RawURLEncoding.EncodeToString(make([]byte, 32))
 	b.ResetTimer()
 	for b.Loop() {

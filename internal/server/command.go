@@ -93,6 +93,7 @@ and writes the credentials as export lines to {data-dir}/dev.env.`,
 	f.DurationVar(&cfg.ResponseTimeout.Duration, "response-timeout", cfg.ResponseTimeout.Duration, "time from a request's headers to the end of its response")
 	f.StringVar(&cfg.Audit.Path, "audit-log", "", "audit log file, one hash-chained JSON line per request (default {data-dir}/audit/audit.log)")
 	f.IntVar(&cfg.Audit.MaxSizeMB, "audit-max-size-mb", cfg.Audit.MaxSizeMB, "rotate the audit log past this size")
+	f.DurationVar(&cfg.Audit.SyncInterval.Duration, "audit-sync-interval", cfg.Audit.SyncInterval.Duration, "how often the audit log is fsynced (0s: before every answer)")
 	f.BoolVar(&cfg.Audit.FailClosed, "audit-fail-closed", cfg.Audit.FailClosed, "answer 500 when a request's audit line cannot be written (false: answer and log the failure)")
 	return cmd
 }
@@ -130,6 +131,7 @@ func overlayFlags(cmd *cobra.Command, dst *Config, src Config) {
 	set("audit-log", func() { dst.Audit.Path = src.Audit.Path })
 	set("audit-max-size-mb", func() { dst.Audit.MaxSizeMB = src.Audit.MaxSizeMB })
 	set("audit-fail-closed", func() { dst.Audit.FailClosed = src.Audit.FailClosed })
+	set("audit-sync-interval", func() { dst.Audit.SyncInterval = src.Audit.SyncInterval })
 }
 
 func portOf(addr string) int {

@@ -91,8 +91,9 @@ func TestConfigValidate(t *testing.T) {
 		"issuer tenant empty": {func(c *Config) {
 			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", JWKSFile: "j", ARMAudiences: []string{"a"}, TenantIDs: []string{""}}}
 		}, "trustedIssuers[0].tenantIds[0]"},
-		"display name with slash": {func(c *Config) { c.RegionDisplayName = "lo/cal" }, "regionDisplayName"},
-		"audit log size zero":     {func(c *Config) { c.Audit.MaxSizeMB = 0 }, "audit.maxSizeMB"},
+		"display name with slash":      {func(c *Config) { c.RegionDisplayName = "lo/cal" }, "regionDisplayName"},
+		"audit log size zero":          {func(c *Config) { c.Audit.MaxSizeMB = 0 }, "audit.maxSizeMB"},
+		"audit sync interval negative": {func(c *Config) { c.Audit.SyncInterval.Duration = -time.Second }, "audit.syncInterval"},
 		"issuer without keys": {func(c *Config) {
 			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", ARMAudiences: []string{"a"}}}
 		}, "trustedIssuers[0]"},

@@ -259,7 +259,7 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	if abs, err := filepath.Abs(s.AuditLog); err == nil {
 		s.AuditLog = abs
 	}
-	if s.audit, err = audit.Open(s.AuditLog, audit.Options{MaxSize: int64(cfg.Audit.MaxSizeMB) << 20, Logger: s.log}); err != nil {
+	if s.audit, err = audit.Open(s.AuditLog, audit.Options{MaxSize: int64(cfg.Audit.MaxSizeMB) << 20, SyncInterval: cfg.Audit.SyncInterval.Duration, Logger: s.log}); err != nil {
 		return nil, err
 	}
 	apiCfg.AuditFailOpen = !cfg.Audit.FailClosed
