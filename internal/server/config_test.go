@@ -26,7 +26,7 @@ func TestLoadConfigFile(t *testing.T) {
 	}
 	if cfg.DataDir != "/var/lib/tresor" || cfg.Region != "eu1" || cfg.PurgeInterval.Duration != 30*time.Second ||
 		cfg.Identity.TokenLifetime.Duration != 15*time.Minute || len(cfg.Identity.TrustedIssuers) != 1 || cfg.DNSSuffix != "managedhsm.localhost" ||
-		cfg.Audit != (AuditConfig{Path: "/var/log/tresor/audit.log", MaxSizeMB: 10, FailClosed: true}) {
+		cfg.Audit != (AuditConfig{Path: "/var/log/tresor/audit.log", MaxSizeMB: 10, FailClosed: true, SyncInterval: Duration{100 * time.Millisecond}}) {
 		t.Fatalf("loaded %+v", cfg)
 	}
 	if err := cfg.Validate(); err != nil {
