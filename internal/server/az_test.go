@@ -1,9 +1,6 @@
 package server_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -42,29 +39,29 @@ type azRegion struct {
 
 func startAzRegion(t *testing.T) *azRegion {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	jwksFile := filepath.Join(t.TempDir(), "jwks.json")
-	pub := jose.JSONWebKey{Key: &key.PublicKey, KeyID: "az1", Algorithm: "ES256", Use: "sig"}
-	j, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{pub}})
-	if err := os.WriteFile(jwksFile, j, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	// The ADFS-style issuer is served over HTTPS on a CA of its own
+	// (discovery document and JWKS; the region trusts it through caFile);
+	// the other one is a JWKS file, as for an air-gapped site.
+	idp := newExtIdP(t, adfsIssuer)
+	discovery, caFile := idp.serve(t)
+	key := idp.key
+	adfs := idp.iss
 	s := servertest.Start(t, func(c *server.Config) {
 		c.Region = "eastus2"
 		c.Identity.TenantID = "99999999-8888-4777-8666-555555555555"
 		c.Identity.TrustedIssuers = []server.TrustedIssuerConfig{
-			{Issuer: adfsIssuer, JWKSFile: jwksFile, ARMAudiences: []string{azAudience}, TenantIDs: []string{azTenant}},
-			{Issuer: oidcIssuer, JWKSFile: jwksFile, ARMAudiences: []string{azAudience}},
+			{Issuer: adfs, DiscoveryURL: discovery, CAFile: caFile, ARMAudiences: []string{azAudience}, TenantIDs: []string{azTenant}},
+			{Issuer: oidcIssuer, JWKSFile: idp.jwksFile, ARMAudiences: []string{azAudience}},
 		}
 		c.Identity.RegionAdmins = []string{azUser}
 	})
 	sign := func(claims map[string]any) string {
 		now := time.Now().Unix()
-		all := map[string]any{"iss": adfsIssuer, "aud": azAudience, "oid": azUser, "exp": now + 600, "nbf": now - 10, "iat": now - 10}
+		all := map[string]any{"iss": adfs, "aud": azAudience, "oid": azUser, "exp": now + 600, "nbf": now - 10, "iat": now - 10}
 		for k, v := range claims {
 			all[k] = v
 		}
-		sig, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: "az1"}}, nil)
+		sig, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: "ext-1"}}, nil)
 		tok, _ := jwt.Signed(sig).Claims(all).Serialize()
 		return tok
 	}
