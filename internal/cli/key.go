@@ -458,8 +458,10 @@ func keyImportParams(cmd *cobra.Command, pemFile, pemString, password string, k 
 	jwk, err := client.PrivateKeyJWK(data, []byte(password))
 	switch {
 	case errors.Is(err, client.ErrPEMPasswordRequired):
+		//lint:ignore ST1005 az's message, word for word
 		return wire.KeyImportParameters{}, withHint(fmt.Errorf("Import failed: %v", err), "give the password with --pem-password")
 	case err != nil:
+		//lint:ignore ST1005 az's message, word for word
 		return wire.KeyImportParameters{}, fmt.Errorf("Import failed: %v", err)
 	}
 	jwk.KeyOps = ops
@@ -1095,10 +1097,12 @@ func parseRotationPolicy(value string) (wire.KeyRotationPolicy, error) {
 	var raw any
 	dec := json.NewDecoder(bytes.NewReader(text))
 	if err := dec.Decode(&raw); err != nil {
+		//lint:ignore ST1005 az's message, word for word
 		return p, fmt.Errorf("Failed to parse string as JSON: %v", err)
 	}
 	doc, _ := snakeKeys(raw).(map[string]any)
 	if len(doc) == 0 {
+		//lint:ignore ST1005 az's message, word for word
 		return p, errors.New("Please specify a valid policy")
 	}
 	str := func(v any, what string) (string, error) {

@@ -135,7 +135,7 @@ func (c *Client) UpdateKey(ctx context.Context, hsmURL, name, version string, u 
 	if err := checkKeyName(name); err != nil {
 		return nil, err
 	}
-	body := keyUpdateBody{KeyOps: u.KeyOps, Attributes: u.Attributes, Tags: u.Tags}
+	body := keyUpdateBody(u)
 	return c.keyBundleCall(ctx, http.MethodPatch, keyURL(hsmURL, "keys", name, version), body)
 }
 
@@ -506,7 +506,7 @@ func secp256k1JWK(d []byte) (wire.JSONWebKey, error) {
 	if len(d) > 32 {
 		return wire.JSONWebKey{}, errors.New("the EC private key is too long for secp256k1")
 	}
-	n := secp256k1.S256().N
+	n := secp256k1.Params().N
 	if x := new(big.Int).SetBytes(d); x.Sign() == 0 || x.Cmp(n) >= 0 {
 		return wire.JSONWebKey{}, errors.New("the EC private key is out of range for secp256k1")
 	}

@@ -240,7 +240,6 @@ func TestPrivateKeyJWKErrors(t *testing.T) {
 type keysFake struct {
 	mu      sync.Mutex
 	answers map[string]any // "METHOD /path" → body (200); nil body → 204
-	pages   map[string][]string
 }
 
 func (f *keysFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -296,15 +295,6 @@ func hsmRequests(r *clienttest.Region) []clienttest.Request {
 		}
 	}
 	return out
-}
-
-func jsonBody(t *testing.T, b []byte) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatalf("body %q: %v", b, err)
-	}
-	return m
 }
 
 func TestKeyCallsRequests(t *testing.T) {

@@ -182,7 +182,7 @@ func ParseFile(data []byte) (*File, error) {
 		}
 	}
 	for i, it := range items {
-		f.Data[i] = EncryptedBlob{Tag: it.Tag, CompactJWE: it.CompactJWE}
+		f.Data[i] = EncryptedBlob(it)
 	}
 	return f, nil
 }
@@ -325,7 +325,7 @@ func (f *File) Open(custodians []Custodian) ([]Blob, error) {
 	defer clear(master)
 	items := make([]taggedJWE, len(f.Data))
 	for i, d := range f.Data {
-		items[i] = taggedJWE{Tag: d.Tag, CompactJWE: d.CompactJWE}
+		items[i] = taggedJWE(d)
 	}
 	return decryptBlobs(master, items)
 }

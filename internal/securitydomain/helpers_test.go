@@ -19,8 +19,6 @@ import (
 	"time"
 )
 
-const azureDir = "testdata/azure-security-domain"
-
 func readTestdata(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name))

@@ -125,7 +125,7 @@ func TestCombineRejects(t *testing.T) {
 		"empty shares":      {{}, {}},
 		"x varies in share": {w(1<<9|1, 3<<9|1), w(2<<9|1, 2<<9|1)},
 		// x=1 v=0 and x=2 v=1: f(0) = 2*0 - 1 = -1 = 256 mod 257.
-		"result above 255": {w(1<<9 | 0), w(2<<9 | 1)},
+		"result above 255": {w(1 << 9), w(2<<9 | 1)},
 	}
 	for name, shares := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"tresor/internal/atomicfile"
 )
@@ -174,7 +175,7 @@ func openDB(path string) (*bolt.DB, error) {
 	if err != nil {
 		oe := &OpenError{Path: path, Err: err}
 		switch {
-		case errors.Is(err, bolt.ErrTimeout):
+		case errors.Is(err, berrors.ErrTimeout):
 			oe.Kind, oe.Err = ErrLocked, errors.New("the lock is held")
 		case !isOSError(err):
 			// bbolt's own complaints about the file: ErrInvalid,
@@ -424,7 +425,7 @@ func (s *Bolt) run(cmds []Command, indexes []uint64) ([]error, error) {
 			continue
 		case errors.Is(err, errUnchanged):
 			return errs, nil
-		case errors.Is(err, bolt.ErrDatabaseNotOpen):
+		case errors.Is(err, berrors.ErrDatabaseNotOpen):
 			return nil, ErrClosed
 		case err != nil:
 			return nil, err
@@ -448,7 +449,7 @@ func (s *Bolt) view(fn func(*boltTxn) error) error {
 		return ErrClosed
 	}
 	err := s.db.View(func(tx *bolt.Tx) error { return fn(&boltTxn{tx: tx}) })
-	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}
 	return err

@@ -100,7 +100,7 @@ func Stop() {
 // Binary returns the path of azurite-blob: $TRESOR_AZURITE_BLOB, or the
 // copy ./scripts/test installs under the module root.
 func Binary() (string, error) {
-	missing := fmt.Errorf("Azurite is not installed: run ./scripts/test (it installs azurite@%s into .cache/azurite)", Version)
+	missing := fmt.Errorf("azurite is not installed: run ./scripts/test (it installs azurite@%s into .cache/azurite)", Version)
 	if p := os.Getenv(EnvBinary); p != "" {
 		if _, err := os.Stat(p); err != nil {
 			return "", fmt.Errorf("%w (%s=%s: %v)", missing, EnvBinary, p, err)

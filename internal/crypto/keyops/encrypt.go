@@ -323,6 +323,7 @@ func rsaEncrypt(a cipherAlg, pub *rsa.PublicKey, msg []byte, rand io.Reader) ([]
 	var err error
 	switch a.kind {
 	case cipherRSA15:
+		//lint:ignore SA1019 RSA1_5 is an algorithm of the Key Vault API (refused in FIPS mode)
 		ct, err = rsa.EncryptPKCS1v15(rand, pub, msg)
 	case cipherOAEP:
 		ct, err = rsa.EncryptOAEP(sha1.New(), rand, pub, msg, nil)
@@ -348,6 +349,7 @@ func rsaDecrypt(a cipherAlg, priv *rsa.PrivateKey, ct []byte) ([]byte, error) {
 	var err error
 	switch a.kind {
 	case cipherRSA15:
+		//lint:ignore SA1019 RSA1_5 is an algorithm of the Key Vault API (refused in FIPS mode)
 		pt, err = rsa.DecryptPKCS1v15(nil, priv, ct)
 	case cipherOAEP:
 		pt, err = rsa.DecryptOAEP(sha1.New(), nil, priv, ct, nil)

@@ -401,6 +401,7 @@ func stdlibRSAEncrypt(t *testing.T, alg string, pub *rsa.PublicKey, msg []byte) 
 	fips140.WithoutEnforcement(func() {
 		switch alg {
 		case "RSA1_5":
+			//lint:ignore SA1019 RSA1_5 is an algorithm of the Key Vault API
 			ct, err = rsa.EncryptPKCS1v15(rand.Reader, pub, msg)
 		case "RSA-OAEP":
 			ct, err = rsa.EncryptOAEP(sha1.New(), rand.Reader, pub, msg, nil)
@@ -421,6 +422,7 @@ func stdlibRSADecrypt(t *testing.T, alg string, priv *rsa.PrivateKey, ct []byte)
 	fips140.WithoutEnforcement(func() {
 		switch alg {
 		case "RSA1_5":
+			//lint:ignore SA1019 RSA1_5 is an algorithm of the Key Vault API
 			pt, err = rsa.DecryptPKCS1v15(nil, priv, ct)
 		case "RSA-OAEP":
 			pt, err = rsa.DecryptOAEP(sha1.New(), nil, priv, ct, nil)
@@ -931,7 +933,7 @@ func TestMarshalBinary(t *testing.T) {
 		})
 	}
 	k1 := func(scalar []byte) []byte { return append([]byte{'T', 'K', 1, 3}, scalar...) }
-	n := secp256k1.S256().N.Bytes()
+	n := secp256k1.Params().N.Bytes()
 	bad := map[string][]byte{
 		"wrong magic":           {'X', 'K', 1, 4, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16},
 		"wrong version":         append([]byte{'T', 'K', 2, 4}, make([]byte, 16)...),
