@@ -29,6 +29,7 @@ import (
 
 	"tresor/internal/barrier"
 	"tresor/internal/fault"
+	"tresor/internal/rbac"
 	"tresor/internal/location"
 	"tresor/internal/store"
 	"tresor/internal/uuid"
@@ -41,11 +42,6 @@ const (
 	Failed       = "Failed"
 )
 
-// AdministratorRoleID is the GUID of the built-in Managed HSM Administrator role.
-const AdministratorRoleID = "a290e904-7015-4bba-90c8-60543313cdb4"
-
-// RoleDefinitionPrefix precedes a role GUID in a roleDefinitionId.
-const RoleDefinitionPrefix = "Microsoft.KeyVault/providers/Microsoft.Authorization/roleDefinitions/"
 
 // bucketRoleAssignments is the instance bucket of role assignments
 // (policy.BucketRoleAssignments, which Create writes the initial
@@ -330,7 +326,7 @@ func (s *Service) Create(ctx context.Context, c Caller, req CreateRequest) (Inst
 	}
 	var values []store.Value
 	for _, a := range admins {
-		ra := roleAssignment{Name: uuid.New(), PrincipalID: a, RoleDefinitionID: RoleDefinitionPrefix + AdministratorRoleID, Scope: "/"}
+		ra := roleAssignment{Name: uuid.New(), PrincipalID: a, RoleDefinitionID: rbac.RoleDefinitionIDPrefix + rbac.AdministratorID, Scope: "/"}
 		v, err := SealJSON(ib, bucketRoleAssignments, ra.Name, ra)
 		if err != nil {
 			return Instance{}, err
