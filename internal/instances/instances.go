@@ -29,8 +29,8 @@ import (
 
 	"tresor/internal/barrier"
 	"tresor/internal/fault"
-	"tresor/internal/rbac"
 	"tresor/internal/location"
+	"tresor/internal/rbac"
 	"tresor/internal/store"
 	"tresor/internal/uuid"
 )
@@ -41,7 +41,6 @@ const (
 	Active       = "Active"
 	Failed       = "Failed"
 )
-
 
 // bucketRoleAssignments is the instance bucket of role assignments
 // (policy.BucketRoleAssignments, which Create writes the initial
