@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"tresor/internal/server"
@@ -325,5 +327,68 @@ func TestReloadWithoutConfigFile(t *testing.T) {
 	}
 	if !strings.Contains(s.Logs(), "without a config file (--config)") {
 		t.Fatalf("the log does not say why:\n%s", s.Logs())
+	}
+}
+
+// TestReloadConcurrent: reloads that switch the trusted issuer and the
+// rate limit back and forth while requests are in flight give each request
+// the old or the new configuration: 200 or 401, never anything else (run
+// with -race).
+func TestReloadConcurrent(t *testing.T) {
+	a := newExtIdP(t, "https://login.concurrent-a.example.test/v2.0")
+	b := newExtIdP(t, "https://login.concurrent-b.example.test/v2.0")
+	r := startReloadRegion(t, trusting(a))
+	toks := []string{a.token(t, reloadOID, reloadARM), b.token(t, reloadOID, reloadARM)}
+	url := r.Endpoint + "/subscriptions/" + r.c.sub() + "/providers/Microsoft.KeyVault/managedHSMs" + armVersion
+	stop := make(chan struct{})
+	errs := make(chan string, 4)
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			client := r.HTTPClient(t)
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest("GET", url, nil)
+				req.Header.Set("Authorization", "Bearer "+toks[(i+n)%2])
+				resp, err := client.Do(req)
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 && resp.StatusCode != 401 {
+					errs <- resp.Status
+					return
+				}
+			}
+		})
+	}
+	for i := range 20 {
+		f := trusting(a)
+		if i%2 == 0 {
+			f = trusting(b)
+		}
+		f["principalRate"] = map[string]any{"perSecond": 1000 + i}
+		r.rewrite(t, f)
+		if err := r.Reload(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	// The last reload trusts A.
+	if got := r.status(t, toks[0]); got != 200 {
+		t.Fatalf("A's token after the last reload: %d, want 200", got)
+	}
+	if got := r.status(t, toks[1]); got != 401 {
+		t.Fatalf("B's token after the last reload: %d, want 401", got)
 	}
 }
