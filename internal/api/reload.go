@@ -71,6 +71,3 @@ func newLive(l Live, old *live) *live {
 func (a *API) Reload(l Live) {
 	a.live.Store(newLive(l, a.live.Load()))
 }
-
-// CurrentLive returns the live configuration in effect.
-func (a *API) CurrentLive() Live { return a.live.Load().Live }

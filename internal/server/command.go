@@ -82,7 +82,7 @@ and writes the credentials as export lines to {data-dir}/dev.env.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&configFile, "config", "", "JSON config file with the same keys as the flags (dataDir, listen, …)")
+	f.StringVar(&configFile, "config", "", "JSON config file with the same keys as the flags (dataDir, listen, …); SIGHUP reloads it (trusted issuers, region admins, rate limits, logLevel)")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "data directory (default .tresor-dev with --dev)")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to listen on")
 	f.StringVar(&cfg.Region, "region", cfg.Region, "region (location) name")
