@@ -31,7 +31,9 @@ import (
 	"tresor/internal/wire"
 )
 
-// Config configures the API.
+// Config configures the API. RegionAdmins, ExternalPrincipals,
+// IssuerTenants and the three rates (with Deps' validators) are the
+// initial [Live] state, which [API.Reload] replaces.
 type Config struct {
 	Region string // location name
 	// RegionDisplayName is the location's display name (e.g. "East US 2").
