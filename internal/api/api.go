@@ -18,6 +18,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"tresor/internal/backup"
@@ -30,7 +31,9 @@ import (
 	"tresor/internal/wire"
 )
 
-// Config configures the API.
+// Config configures the API. RegionAdmins, ExternalPrincipals,
+// IssuerTenants and the three rates (with Deps' validators) are the
+// initial [Live] state, which [API.Reload] replaces.
 type Config struct {
 	Region string // location name
 	// RegionDisplayName is the location's display name (e.g. "East US 2").
@@ -126,8 +129,10 @@ type API struct {
 	region *http.ServeMux
 	hsm    *http.ServeMux
 	authz  authzCache // callers' grants per token and instance generation (rbac.go)
-	tokens tokenCache // validated bearer tokens (tokencache.go)
-	limits *limits    // rate limits (throttle.go)
+	limits *limits    // sign-in backoff (throttle.go)
+	// live holds the validators, their token cache, the external region
+	// administrators and the rate limiters, which Reload replaces.
+	live atomic.Pointer[live]
 }
 
 // New builds the API and its route table.
@@ -141,7 +146,10 @@ func New(cfg Config, deps Deps) (*API, error) {
 	if cfg.ChallengeAuth == "" {
 		cfg.ChallengeAuth = strings.TrimSuffix(cfg.Authority, "/") + "/" + cfg.TenantID
 	}
-	a := &API{cfg: cfg, deps: deps, log: cfg.Logger, region: http.NewServeMux(), hsm: http.NewServeMux(), limits: newLimits(cfg)}
+	a := &API{cfg: cfg, deps: deps, log: cfg.Logger, region: http.NewServeMux(), hsm: http.NewServeMux(), limits: newLimits()}
+	a.live.Store(newLive(Live{MgmtValidator: deps.MgmtValidator, HSMValidator: deps.HSMValidator,
+		RegionAdmins: cfg.RegionAdmins, ExternalPrincipals: cfg.ExternalPrincipals, IssuerTenants: cfg.IssuerTenants,
+		TokenRatePerAddress: cfg.TokenRatePerAddress, TokenRatePerClient: cfg.TokenRatePerClient, PrincipalRate: cfg.PrincipalRate}, nil))
 	for _, rt := range a.routes() {
 		if err := a.register(rt); err != nil {
 			return nil, err
@@ -201,6 +209,7 @@ type reqCtx struct {
 	tokenSum [sha256.Size]byte  // SHA-256 of the bearer token (the caches' key)
 	admin    bool               // region administrator
 	instance instances.Instance // HSM plane only
+	live     *live              // the live configuration the request started with (reload.go)
 }
 
 func (rc *reqCtx) instCaller() instances.Caller {
@@ -350,7 +359,7 @@ var acceptedAPIVersions = []string{
 
 func (a *API) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rc := &reqCtx{}
+		rc := &reqCtx{live: a.live.Load()}
 		if rt.plane == hsmPlane {
 			rc.instance, _ = r.Context().Value(ctxKey{}).(instances.Instance)
 		}
@@ -371,18 +380,18 @@ func (a *API) serve(rt route, w http.ResponseWriter, r *http.Request, rc *reqCtx
 			a.challenge(w, r, "")
 			return
 		}
-		v := a.deps.MgmtValidator
+		v := rc.live.MgmtValidator
 		if rt.plane == hsmPlane {
-			v = a.deps.HSMValidator
+			v = rc.live.HSMValidator
 		}
 		rc.tokenSum = sha256.Sum256([]byte(tok))
-		caller, err := a.tokens.validate(r.Context(), v, rt.plane, tok, rc.tokenSum, time.Now())
+		caller, err := rc.live.tokens.validate(r.Context(), v, rt.plane, tok, rc.tokenSum, time.Now())
 		if err != nil {
 			a.challenge(w, r, err.Error())
 			return
 		}
 		rc.caller = caller
-		admin, err := a.regionAdmin(r.Context(), caller)
+		admin, err := a.regionAdmin(r.Context(), rc.live, caller)
 		if err != nil {
 			if fault.KindOf(err) == fault.Unauthorized {
 				a.challenge(w, r, err.Error())
@@ -392,7 +401,7 @@ func (a *API) serve(rt route, w http.ResponseWriter, r *http.Request, rc *reqCtx
 			return
 		}
 		rc.admin = admin
-		if err := a.throttlePrincipal(w, caller.ObjectID); err != nil {
+		if err := a.throttlePrincipal(w, rc, caller.ObjectID); err != nil {
 			a.writeError(w, r, err)
 			return
 		}
@@ -453,7 +462,7 @@ func (a *API) checkVersion(rt route, r *http.Request) error {
 // Principals are identified by object id in role assignments, so an
 // external token whose id names a local principal is refused: it would
 // inherit that principal's roles.
-func (a *API) regionAdmin(ctx context.Context, c identity.Caller) (bool, error) {
+func (a *API) regionAdmin(ctx context.Context, l *live, c identity.Caller) (bool, error) {
 	p, err := a.deps.Principals.Get(ctx, c.ObjectID)
 	switch {
 	case c.Local && fault.KindOf(err) == fault.NotFound:
@@ -463,7 +472,7 @@ func (a *API) regionAdmin(ctx context.Context, c identity.Caller) (bool, error) 
 	case err != nil && fault.KindOf(err) != fault.NotFound:
 		return false, err
 	}
-	if slices.ContainsFunc(a.cfg.RegionAdmins, func(s string) bool { return strings.EqualFold(s, c.ObjectID) }) {
+	if slices.ContainsFunc(l.RegionAdmins, func(s string) bool { return strings.EqualFold(s, c.ObjectID) }) {
 		return true, nil
 	}
 	return c.Local && p.RegionAdmin, nil
@@ -471,12 +480,12 @@ func (a *API) regionAdmin(ctx context.Context, c identity.Caller) (bool, error) 
 
 // knownPrincipals checks that object ids name principals (see
 // Config.ExternalPrincipals).
-func (a *API) knownPrincipals(ctx context.Context, field string, ids ...string) error {
-	if a.cfg.ExternalPrincipals {
+func (a *API) knownPrincipals(ctx context.Context, l *live, field string, ids ...string) error {
+	if l.ExternalPrincipals {
 		return nil
 	}
 	for _, id := range ids {
-		if slices.ContainsFunc(a.cfg.RegionAdmins, func(s string) bool { return strings.EqualFold(s, id) }) {
+		if slices.ContainsFunc(l.RegionAdmins, func(s string) bool { return strings.EqualFold(s, id) }) {
 			continue
 		}
 		if _, err := a.deps.Principals.Get(ctx, strings.ToLower(id)); err != nil {

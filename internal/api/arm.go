@@ -188,10 +188,10 @@ func (a *API) putHSM(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
 	} else if f, ok := fault.As(err); !ok || f.Kind != fault.NotFound {
 		return err
 	}
-	if err := a.knownPrincipals(r.Context(), "properties.initialAdminObjectIds", p.InitialAdminObjectIDs...); err != nil {
+	if err := a.knownPrincipals(r.Context(), rc.live, "properties.initialAdminObjectIds", p.InitialAdminObjectIDs...); err != nil {
 		return err
 	}
-	tenant, err := a.tenantFor(rc.caller, p.TenantID)
+	tenant, err := a.tenantFor(rc.live, rc.caller, p.TenantID)
 	if err != nil {
 		return err
 	}
@@ -385,10 +385,10 @@ func (a *API) checkName(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 // Every caller may name the region's tenant (identity.tenantId). A caller
 // of a trusted issuer may also name the issuer's tenants: its configured
 // tenantIds, or the tid of its token when the issuer lists none.
-func (a *API) tenantFor(c identity.Caller, requested string) (string, error) {
+func (a *API) tenantFor(l *live, c identity.Caller, requested string) (string, error) {
 	var trusted []string
 	if !c.Local && c.Issuer != "" {
-		trusted = a.cfg.IssuerTenants[c.Issuer]
+		trusted = l.IssuerTenants[c.Issuer]
 		if len(trusted) == 0 && c.TenantID != "" {
 			trusted = []string{c.TenantID}
 		}

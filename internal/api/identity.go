@@ -30,7 +30,7 @@ func (a *API) regionInfo(w http.ResponseWriter, r *http.Request, rc *reqCtx) err
 // token is the OAuth 2.0 token endpoint (client credentials; secrets in the
 // form or in HTTP Basic authentication).
 func (a *API) token(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
-	if !a.throttleToken(w, r, "") {
+	if !a.throttleToken(w, r, rc, "") {
 		return nil
 	}
 	if err := r.ParseForm(); err != nil {
@@ -49,7 +49,7 @@ func (a *API) token(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
 	if id, secret, ok := r.BasicAuth(); ok && req.ClientID == "" {
 		req.ClientID, req.ClientSecret = id, secret
 	}
-	if req.ClientID != "" && !a.throttleToken(w, r, req.ClientID) {
+	if req.ClientID != "" && !a.throttleToken(w, r, rc, req.ClientID) {
 		return nil
 	}
 	auds := append(append([]string{}, a.cfg.MgmtAudiences()...), a.cfg.HSMAudiences()...)

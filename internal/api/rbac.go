@@ -330,7 +330,7 @@ func (a *API) putRoleAssignment(w http.ResponseWriter, r *http.Request, rc *reqC
 	if err != nil {
 		return err
 	}
-	if err := a.knownPrincipals(r.Context(), "properties.principalId", as.PrincipalID); err != nil {
+	if err := a.knownPrincipals(r.Context(), rc.live, "properties.principalId", as.PrincipalID); err != nil {
 		return err
 	}
 	if err := a.deps.Policy.Assign(r.Context(), rc.instance, as); err != nil {

@@ -36,22 +36,18 @@ const (
 )
 
 // limits are the API's rate limits (see Config).
+// The rate limiters themselves are live state (reload.go): a reload
+// replaces them.
 type limits struct {
-	tokenAddr   *throttle.Limiter // token requests per client address
-	tokenClient *throttle.Limiter // token requests per client id
-	principal   *throttle.Limiter // authenticated requests per object id
-	signIn      *throttle.Backoff // failed sign-ins per client id
+	signIn *throttle.Backoff // failed sign-ins per client id
 
 	logMu      sync.Mutex
 	logBucket  *throttle.Bucket // failed sign-ins logged
 	logSkipped int
 }
 
-func newLimits(cfg Config) *limits {
+func newLimits() *limits {
 	return &limits{
-		tokenAddr:   throttle.NewLimiter(cfg.TokenRatePerAddress.PerSecond, cfg.TokenRatePerAddress.Burst),
-		tokenClient: throttle.NewLimiter(cfg.TokenRatePerClient.PerSecond, cfg.TokenRatePerClient.Burst),
-		principal:   throttle.NewLimiter(cfg.PrincipalRate.PerSecond, cfg.PrincipalRate.Burst),
 		signIn: throttle.NewBackoff(throttle.BackoffConfig{Threshold: signInFailures, Window: signInWindow,
 			Base: signInBlock, Max: signInMaxBlock}),
 		logBucket: throttle.NewBucket(5, 20),
@@ -70,12 +66,12 @@ func clientKey(id string) string {
 // throttleToken applies the token endpoint's limits: per client address
 // before anything is read, per client id (and its sign-in backoff) once it
 // is known. It writes the 429 and returns false when a limit refuses.
-func (a *API) throttleToken(w http.ResponseWriter, r *http.Request, clientID string) bool {
+func (a *API) throttleToken(w http.ResponseWriter, r *http.Request, rc *reqCtx, clientID string) bool {
 	now := a.cfg.Now()
 	var wait time.Duration
 	var why string
 	if clientID == "" {
-		ok, d := a.limits.tokenAddr.Allow(connlimit.Client(r.RemoteAddr).String(), now)
+		ok, d := rc.live.tokenAddr.Allow(connlimit.Client(r.RemoteAddr).String(), now)
 		if ok {
 			return true
 		}
@@ -84,7 +80,7 @@ func (a *API) throttleToken(w http.ResponseWriter, r *http.Request, clientID str
 		key := clientKey(clientID)
 		if d, blocked := a.limits.signIn.Blocked(key, now); blocked {
 			wait, why = d, "AADSTS50053: sign-in of this client is blocked for a while after repeated failed sign-ins with a wrong client id or secret"
-		} else if ok, d := a.limits.tokenClient.Allow(key, now); !ok {
+		} else if ok, d := rc.live.tokenClient.Allow(key, now); !ok {
 			wait, why = d, "too many token requests for this client id"
 		} else {
 			return true
@@ -140,13 +136,13 @@ func (a *API) signInResult(r *http.Request, clientID string, oe *identity.OAuthE
 // throttlePrincipal applies the per-principal rate limit to an
 // authenticated request; a refused request (429) takes nothing from the
 // principal's budget, as in Key Vault.
-func (a *API) throttlePrincipal(w http.ResponseWriter, objectID string) error {
-	ok, wait := a.limits.principal.Allow(strings.ToLower(objectID), a.cfg.Now())
+func (a *API) throttlePrincipal(w http.ResponseWriter, rc *reqCtx, objectID string) error {
+	ok, wait := rc.live.principal.Allow(strings.ToLower(objectID), a.cfg.Now())
 	if ok {
 		return nil
 	}
 	secs := throttle.RetryAfter(wait)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	return fault.New(fault.Throttled, "Throttled",
-		"the principal '%s' sent more requests than this region allows (%g a second); retry after %d seconds", objectID, a.cfg.PrincipalRate.PerSecond, secs)
+		"the principal '%s' sent more requests than this region allows (%g a second); retry after %d seconds", objectID, rc.live.PrincipalRate.PerSecond, secs)
 }

@@ -23,17 +23,30 @@ CA and TLS certificate, a file seal, the store and a bootstrap administrator,
 and writes the credentials as export lines to {data-dir}/dev.env.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if configFile != "" {
-				fileCfg := DefaultConfig()
-				if err := LoadConfigFile(configFile, &fileCfg); err != nil {
-					return err
+			flagCfg := cfg
+			// load reads the file with the flags over it; at start and on
+			// every reload (SIGHUP).
+			load := func() (Config, error) {
+				c := flagCfg
+				if configFile != "" {
+					c = DefaultConfig()
+					if err := LoadConfigFile(configFile, &c); err != nil {
+						return Config{}, err
+					}
+					// Flags given on the command line win over the file.
+					overlayFlags(cmd, &c, flagCfg)
 				}
-				// Flags given on the command line win over the file.
-				overlayFlags(cmd, &fileCfg, cfg)
-				cfg = fileCfg
+				if c.DataDir == "" && c.Dev {
+					c.DataDir = filepath.Join(".tresor-dev")
+				}
+				return c, nil
 			}
-			if cfg.DataDir == "" && cfg.Dev {
-				cfg.DataDir = filepath.Join(".tresor-dev")
+			cfg, err := load()
+			if err != nil {
+				return err
+			}
+			if configFile != "" {
+				cfg.Load = load
 			}
 			ctx := cmd.Context()
 			out := cmd.OutOrStdout()
@@ -42,6 +55,7 @@ and writes the credentials as export lines to {data-dir}/dev.env.`,
 				return err
 			}
 			defer s.Close()
+			defer reloadOnHangup(ctx, s)()
 			fmt.Fprintf(out, "Tresor region %q listening on %s\n", cfg.Region, s.Addr())
 			fmt.Fprintf(out, "  region endpoint: %s\n", s.Endpoint)
 			fmt.Fprintf(out, "  HSM endpoints:   https://{name}.%s:%d\n", cfg.DNSSuffix, portOf(s.Addr()))
@@ -68,7 +82,7 @@ and writes the credentials as export lines to {data-dir}/dev.env.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&configFile, "config", "", "JSON config file with the same keys as the flags (dataDir, listen, …)")
+	f.StringVar(&configFile, "config", "", "JSON config file with the same keys as the flags (dataDir, listen, …); SIGHUP reloads it (trusted issuers, region admins, rate limits, logLevel)")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "data directory (default .tresor-dev with --dev)")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to listen on")
 	f.StringVar(&cfg.Region, "region", cfg.Region, "region (location) name")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -91,6 +92,14 @@ type Config struct {
 
 	// Audit configures the audit log.
 	Audit AuditConfig `json:"audit"`
+	// LogLevel is the least level of the server log: "debug", "info"
+	// (the default), "warn" or "error". A reload (SIGHUP) applies it.
+	LogLevel string `json:"logLevel"`
+	// Load, if set, reads the configuration again for [Server.Reload]:
+	// `tresor server --config` sets it to read the file and put the
+	// command line's flags over it, as at start. Without it there is
+	// nothing to reload.
+	Load func() (Config, error) `json:"-"`
 	// Clock, if set, is the time of the instance and key lifecycles
 	// (deletion dates, purges, rotations); tests set it. Tokens always use
 	// the real time.
@@ -304,6 +313,9 @@ func (c Config) Validate() error {
 	if c.Audit.MaxSizeMB < 1 || c.Audit.MaxSizeMB > 1<<20 {
 		return fmt.Errorf("config: audit.maxSizeMB (--audit-max-size-mb) must be between 1 and 1048576")
 	}
+	if _, err := c.logLevel(); err != nil {
+		return fmt.Errorf("config: logLevel %q must be debug, info, warn or error", c.LogLevel)
+	}
 	if c.PurgeInterval.Duration <= 0 {
 		return fmt.Errorf("config: purgeInterval must be positive")
 	}
@@ -370,6 +382,16 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// logLevel is LogLevel as a slog level (info when empty).
+func (c Config) logLevel() (slog.Level, error) {
+	var l slog.Level
+	if c.LogLevel == "" {
+		return slog.LevelInfo, nil
+	}
+	err := l.UnmarshalText([]byte(c.LogLevel))
+	return l, err
 }
 
 func checkAudiences(field string, auds []string) error {

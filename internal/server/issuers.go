@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -76,22 +77,58 @@ func issuerClient(caFile string) (*http.Client, error) {
 	return &http.Client{Timeout: 10 * time.Second, Transport: tr}, nil
 }
 
+// validators are the token validators of both planes.
+type validators struct {
+	mgmt *identity.Validator // tokens for the region endpoint
+	hsm  *identity.Validator // tokens for the HSM endpoints
+}
+
+// newValidators builds the validators of both planes for the region's
+// own tokens and those of the trusted issuers cfgs.
+func (s *Server) newValidators(cfgs []TrustedIssuerConfig) (*validators, error) {
+	armTrusted, hsmTrusted, err := trustedIssuers(cfgs, s.log)
+	if err != nil {
+		return nil, err
+	}
+	// One validator per plane, each with that plane's audiences; they share
+	// the trusted issuers' key caches, so an issuer is fetched (and a
+	// failure logged) once.
+	var v validators
+	v.mgmt, err = identity.NewValidator(identity.ValidatorConfig{Local: s.issuer, LocalAudiences: s.mgmtAuds, Trusted: armTrusted, Logger: s.log})
+	if err != nil {
+		return nil, err
+	}
+	v.hsm, err = identity.NewValidator(identity.ValidatorConfig{Local: s.issuer, LocalAudiences: s.hsmAuds, Trusted: hsmTrusted, Logger: s.log, ShareKeys: v.mgmt})
+	if err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// fetchKeys fetches the keys of the trusted issuers that have none yet.
+func (v *validators) fetchKeys(ctx context.Context) error {
+	return errors.Join(v.mgmt.FetchKeys(ctx), v.hsm.FetchKeys(ctx))
+}
+
 // fetchIssuerKeys fetches the keys of the trusted issuers that have none
 // yet, then again every issuerRetryInterval until every issuer has
-// answered or ctx ends. Failures are logged by the validators (once per
-// attempt, with the URL and the cause); tokens of an issuer without keys are
-// refused meanwhile.
+// answered, and does so again for the validators of each reload, until ctx
+// ends. Failures are logged by the validators (once per attempt, with the
+// URL and the cause); tokens of an issuer without keys are refused
+// meanwhile.
 func (s *Server) fetchIssuerKeys(ctx context.Context) {
 	t := time.NewTicker(issuerRetryInterval)
 	defer t.Stop()
 	for {
-		if s.mgmtV.FetchKeys(ctx) == nil && s.hsmV.FetchKeys(ctx) == nil {
-			return
+		var retry <-chan time.Time
+		if s.validators.Load().fetchKeys(ctx) != nil {
+			retry = t.C
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-retry:
+		case <-s.reloaded:
 		}
 	}
 }

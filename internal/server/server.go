@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"tresor/internal/api"
@@ -50,9 +51,21 @@ type Server struct {
 	Policy    *policy.Service
 	Keys      *keys.Service
 	Backups   *backup.Service
-	mgmtV     *identity.Validator // tokens for the region endpoint
-	hsmV      *identity.Validator // tokens for the HSM endpoints
 	audit     *audit.Log
+	api       *api.API
+	level     slog.LevelVar // the log's level (logLevel; reload.go)
+
+	// Token validation: the region's issuer, the audiences of its tokens
+	// on each plane, and the validators, which a reload replaces.
+	issuer     *identity.Issuer
+	mgmtAuds   []string
+	hsmAuds    []string
+	validators atomic.Pointer[validators]
+	// reloaded wakes the loop that fetches the keys of trusted issuers
+	// after a reload brought new validators.
+	reloaded chan struct{}
+	reloadMu sync.Mutex
+	running  Config // the configuration in effect, guarded by reloadMu
 
 	// Endpoint is the region endpoint URL; CAFile the dev CA (if any).
 	Endpoint string
@@ -100,7 +113,10 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	if logw == nil {
 		logw = io.Discard
 	}
-	s := &Server{cfg: cfg, log: slog.New(slog.NewTextHandler(logw, nil))}
+	s := &Server{cfg: cfg, running: cfg, reloaded: make(chan struct{}, 1)}
+	lvl, _ := cfg.logLevel() // checked by Validate
+	s.level.Set(lvl)
+	s.log = slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: &s.level}))
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -190,24 +206,15 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	for _, t := range cfg.Identity.TrustedIssuers {
 		apiCfg.IssuerTenants[t.Issuer] = t.TenantIDs
 	}
-	armTrusted, hsmTrusted, err := trustedIssuers(cfg.Identity.TrustedIssuers, s.log)
+	s.issuer, s.mgmtAuds, s.hsmAuds = issuer, apiCfg.MgmtAudiences(), apiCfg.HSMAudiences()
+	v, err := s.newValidators(cfg.Identity.TrustedIssuers)
 	if err != nil {
 		return nil, err
 	}
-	// One validator per plane, each with that plane's audiences; they share
-	// the trusted issuers' key caches, so an issuer is fetched (and a
-	// failure logged) once.
-	s.mgmtV, err = identity.NewValidator(identity.ValidatorConfig{Local: issuer, LocalAudiences: apiCfg.MgmtAudiences(), Trusted: armTrusted, Logger: s.log})
-	if err != nil {
-		return nil, err
-	}
-	s.hsmV, err = identity.NewValidator(identity.ValidatorConfig{Local: issuer, LocalAudiences: apiCfg.HSMAudiences(), Trusted: hsmTrusted, Logger: s.log, ShareKeys: s.mgmtV})
-	if err != nil {
-		return nil, err
-	}
+	s.validators.Store(v)
 	if cfg.StrictIssuers {
 		fctx, cancel := context.WithTimeout(ctx, time.Minute)
-		err := errors.Join(s.mgmtV.FetchKeys(fctx), s.hsmV.FetchKeys(fctx))
+		err := v.fetchKeys(fctx)
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("strict issuers: %w", err)
@@ -263,13 +270,13 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 		return nil, err
 	}
 	apiCfg.AuditFailOpen = !cfg.Audit.FailClosed
-	h, err := api.New(apiCfg, api.Deps{Instances: s.Instances, Policy: s.Policy, Keys: s.Keys, Backups: s.Backups, Issuer: issuer,
-		MgmtValidator: s.mgmtV, HSMValidator: s.hsmV, Principals: dir, Audit: s.audit})
+	s.api, err = api.New(apiCfg, api.Deps{Instances: s.Instances, Policy: s.Policy, Keys: s.Keys, Backups: s.Backups, Issuer: issuer,
+		MgmtValidator: v.mgmt, HSMValidator: v.hsm, Principals: dir, Audit: s.audit})
 	if err != nil {
 		return nil, err
 	}
 	s.http = &http.Server{
-		Handler:           h,
+		Handler:           s.api,
 		TLSConfig:         tlsConfig(pair),
 		ReadHeaderTimeout: 10 * time.Second, // also bounds the TLS handshake
 		// The body's own deadline is set per request by the API
