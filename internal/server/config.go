@@ -91,6 +91,18 @@ type Config struct {
 
 	// Audit configures the audit log.
 	Audit AuditConfig `json:"audit"`
+
+	// LogFormat is the server log's format: "text" (default, slog's
+	// key=value lines) or "json" (one JSON object a line).
+	LogFormat string `json:"logFormat"`
+	// LogLevel is the least level logged: "debug", "info" (default),
+	// "warn" or "error". Debug adds why bearer tokens were refused.
+	LogLevel string `json:"logLevel"`
+	// AdminListen is the address of the admin listener, which serves
+	// /metrics, /healthz and /readyz over plain HTTP (default "": none).
+	// It carries no secrets but is unauthenticated: bind it to loopback or
+	// a private network.
+	AdminListen string `json:"adminListen"`
 	// Clock, if set, is the time of the instance and key lifecycles
 	// (deletion dates, purges, rotations); tests set it. Tokens always use
 	// the real time.
@@ -238,6 +250,8 @@ func DefaultConfig() Config {
 		PrincipalRate:           Rate{PerSecond: 2000},
 		MaxKeysPerHsm:           5000,
 		Audit:                   AuditConfig{MaxSizeMB: 100, FailClosed: true, SyncInterval: Duration{100 * time.Millisecond}},
+		LogFormat:               "text",
+		LogLevel:                "info",
 	}
 }
 
@@ -274,6 +288,17 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("config: listen (--listen) %q: %v", c.Listen, err)
+	}
+	if c.AdminListen != "" {
+		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
+			return fmt.Errorf("config: adminListen (--admin-listen) %q: %v", c.AdminListen, err)
+		}
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("config: logFormat (--log-format) %q must be text or json", c.LogFormat)
+	}
+	if _, ok := logLevels[c.LogLevel]; !ok {
+		return fmt.Errorf("config: logLevel (--log-level) %q must be debug, info, warn or error", c.LogLevel)
 	}
 	if c.Region == "" || strings.ContainsAny(c.Region, " /") {
 		return fmt.Errorf("config: region (--region) %q must be a name without spaces or slashes", c.Region)

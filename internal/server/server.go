@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"tresor/internal/api"
@@ -31,6 +32,7 @@ import (
 	"tresor/internal/identity"
 	"tresor/internal/instances"
 	"tresor/internal/keys"
+	"tresor/internal/metrics"
 	"tresor/internal/policy"
 	"tresor/internal/store"
 	"tresor/internal/throttle"
@@ -66,6 +68,12 @@ type Server struct {
 	// start created them (nil on later starts).
 	Bootstrap *Credentials
 
+	metrics   *metrics.Metrics
+	adminLn   net.Listener // nil without Config.AdminListen
+	adminHTTP *http.Server
+	ready     atomic.Bool // New has opened everything
+	closing   atomic.Bool // Close has begun
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -100,12 +108,18 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	if logw == nil {
 		logw = io.Discard
 	}
-	s := &Server{cfg: cfg, log: slog.New(slog.NewTextHandler(logw, nil))}
+	s := &Server{cfg: cfg, log: newLogger(cfg, logw), metrics: metrics.New()}
 	defer func() {
 		if err != nil {
 			s.Close()
 		}
 	}()
+	if cfg.AdminListen != "" {
+		// First, so that /readyz says "starting" while the rest opens.
+		if err := s.startAdmin(cfg.AdminListen); err != nil {
+			return nil, err
+		}
+	}
 	if abs, err := filepath.Abs(cfg.DataDir); err == nil {
 		cfg.DataDir = abs // dev.env and the printed paths work from anywhere
 	}
@@ -144,6 +158,7 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 		return nil, openStoreError(cfg.DataDir, err)
 	}
 	s.st = st
+	s.metrics.StoreSize(storeSize(dbFile))
 	s.ln, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
@@ -182,7 +197,7 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 		ChallengeAuth: cfg.Identity.Authorization, RegionAdmins: cfg.Identity.RegionAdmins,
 		ExternalPrincipals: len(cfg.Identity.TrustedIssuers) > 0,
 		ExtraMgmtAudiences: cfg.Identity.ExtraARMAudiences, ExtraHSMAudiences: cfg.Identity.ExtraHSMAudiences,
-		Logger: s.log, RequestBodyTimeout: cfg.RequestBodyTimeout.Duration,
+		Logger: s.log, Metrics: s.metrics, RequestBodyTimeout: cfg.RequestBodyTimeout.Duration,
 		TokenRatePerAddress: api.Rate(cfg.TokenRatePerAddress), TokenRatePerClient: api.Rate(cfg.TokenRatePerClient),
 		PrincipalRate: api.Rate(cfg.PrincipalRate),
 	}
@@ -243,7 +258,7 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 		s.BackupDir = dir
 	}
 	s.Backups, err = backup.New(backup.Config{Store: s.st, Instances: s.Instances, Keyring: s.Instances, Keys: s.Keys,
-		FileRoots: backupDirs, Region: reg.barrier, Logger: s.log, Now: cfg.Clock})
+		FileRoots: backupDirs, Region: reg.barrier, Logger: s.log, Now: cfg.Clock, OnJobEnd: s.metrics.JobEnded})
 	if err != nil {
 		return nil, err
 	}
@@ -284,6 +299,7 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 			return nil, err
 		}
 	}
+	s.ready.Store(true)
 	return s, nil
 }
 
@@ -586,6 +602,7 @@ func (s *Server) RunDue(ctx context.Context) {
 // last seq and hash in the server log) and the store.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		s.closing.Store(true)
 		if s.ln != nil {
 			s.ln.Close()
 		}
@@ -599,6 +616,12 @@ func (s *Server) Close() error {
 		}
 		if s.st != nil {
 			s.closeErr = s.st.Close()
+		}
+		// Last: /readyz answered 503 while the rest closed.
+		if s.adminHTTP != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = s.adminHTTP.Shutdown(sctx)
+			cancel()
 		}
 	})
 	return s.closeErr
