@@ -411,6 +411,7 @@ func (a *API) serve(rt route, w http.ResponseWriter, r *http.Request, rc *reqCtx
 		admin, err := a.regionAdmin(r.Context(), caller)
 		if err != nil {
 			if fault.KindOf(err) == fault.Unauthorized {
+				info(r).refused = "principal not valid"
 				a.challenge(w, r, err.Error())
 				return
 			}
