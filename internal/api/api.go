@@ -9,6 +9,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"tresor/internal/identity"
 	"tresor/internal/instances"
 	"tresor/internal/keys"
+	"tresor/internal/metrics"
 	"tresor/internal/policy"
 	"tresor/internal/uuid"
 	"tresor/internal/wire"
@@ -65,7 +67,9 @@ type Config struct {
 	// written as if it had been; by default (fail closed) it gets a 500.
 	AuditFailOpen bool
 	Logger        *slog.Logger
-	Now           func() time.Time
+	// Metrics, if set, counts requests, key operations and tokens.
+	Metrics *metrics.Metrics
+	Now     func() time.Time
 	// RequestBodyTimeout is how long a request's body may take to arrive
 	// after its headers (0: no limit); a slower one fails with 408.
 	RequestBodyTimeout time.Duration
@@ -240,6 +244,7 @@ func (a *API) register(rt route) error {
 // a panic too) fails that request with a 500 in Azure's error body and a
 // log line, instead of dropping the connection.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	if d := a.cfg.RequestBodyTimeout; d > 0 {
 		// Bounds reading the body, also the part net/http drains after a
 		// handler that did not read it (a 401 challenge): a client that
@@ -248,10 +253,15 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	rw := &panicWriter{ResponseWriter: w}
+	ri := &reqInfo{}
+	ctx := r.Context()
+	r = r.WithContext(context.WithValue(ctx, reqInfoKey{}, ri))
+	defer a.logRequest(ctx, rw, r, ri, start) // after recoverPanic answered
 	defer a.recoverPanic(rw, r)
 	w = rw
 	h := w.Header()
-	h.Set("x-ms-request-id", uuid.New())
+	ri.id = uuid.New()
+	h.Set("x-ms-request-id", ri.id)
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
@@ -269,18 +279,29 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // panicWriter records whether the response has begun, so that a panic
 // can still be answered when it has not.
+// It also keeps the status and the start of an error body for the
+// request log (reqlog.go).
 type panicWriter struct {
 	http.ResponseWriter
-	wrote bool
+	wrote   bool
+	status  int
+	errBody bytes.Buffer
 }
 
 func (w *panicWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status = code
+	}
 	w.wrote = true
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *panicWriter) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.status = http.StatusOK
+	}
 	w.wrote = true
+	w.keepErrorBody(p)
 	return w.ResponseWriter.Write(p)
 }
 
@@ -342,6 +363,7 @@ func (a *API) serveHSM(w http.ResponseWriter, r *http.Request, name string) {
 		a.writeError(w, r, err)
 		return
 	}
+	info(r).hsm = in.Name
 	if _, pattern := a.hsm.Handler(r); pattern == "" {
 		a.writeError(w, r, fault.New(fault.NotFound, "NotFound", "no route for %s %s", r.Method, r.URL.Path))
 		return
@@ -359,6 +381,8 @@ var acceptedAPIVersions = []string{
 
 func (a *API) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ri := info(r)
+		ri.route, ri.op = rt.method+" "+rt.pattern, rt.op
 		rc := &reqCtx{live: a.live.Load()}
 		if rt.plane == hsmPlane {
 			rc.instance, _ = r.Context().Value(ctxKey{}).(instances.Instance)
@@ -387,13 +411,16 @@ func (a *API) serve(rt route, w http.ResponseWriter, r *http.Request, rc *reqCtx
 		rc.tokenSum = sha256.Sum256([]byte(tok))
 		caller, err := rc.live.tokens.validate(r.Context(), v, rt.plane, tok, rc.tokenSum, time.Now())
 		if err != nil {
+			a.tokenRefused(r, tok, err)
 			a.challenge(w, r, err.Error())
 			return
 		}
 		rc.caller = caller
+		info(r).caller = caller.ObjectID
 		admin, err := a.regionAdmin(r.Context(), rc.live, caller)
 		if err != nil {
 			if fault.KindOf(err) == fault.Unauthorized {
+				info(r).refused = "principal not valid"
 				a.challenge(w, r, err.Error())
 				return
 			}
@@ -516,6 +543,9 @@ func (a *API) challenge(w http.ResponseWriter, r *http.Request, reason string) {
 		hdr = fmt.Sprintf(`Bearer authorization_uri="%s", error="invalid_token", error_description="the access token is missing or invalid"`, a.cfg.ChallengeAuth)
 	}
 	w.Header().Set("WWW-Authenticate", hdr)
+	if ri := info(r); reason == "" && ri.refused == "" {
+		ri.refused = "missing"
+	}
 	msg := "the request is missing a bearer token"
 	code := "Unauthorized"
 	if reason != "" {
@@ -538,4 +568,21 @@ func notActivated(in instances.Instance) error {
 	}
 	return fault.New(fault.Conflict, "HSMNotActivated",
 		"the managed HSM '%s' is not activated: activate it by downloading its security domain (tresor security-domain download, or az keyvault security-domain download)", in.Name)
+}
+
+// tokenRefused notes why a bearer token was refused, for the metrics and,
+// at debug level, the log: the reason, and the issuer, audiences and key id
+// the token claims; never the token.
+func (a *API) tokenRefused(r *http.Request, tok string, err error) {
+	reason := identity.Reason(err)
+	if reason == "" {
+		reason = "other"
+	}
+	info(r).refused = reason
+	if !a.log.Enabled(r.Context(), slog.LevelDebug) {
+		return
+	}
+	l := identity.DescribeToken(tok)
+	a.log.DebugContext(r.Context(), "bearer token refused", "requestId", info(r).id,
+		"reason", reason, "iss", l.Issuer, "aud", l.Audience, "kid", l.KeyID)
 }

@@ -388,6 +388,7 @@ func (a *API) keyOp(op keys.Op) handler {
 		if p.Alg == "" {
 			return fault.New(fault.BadParameter, "BadParameter", "alg is missing")
 		}
+		info(r).alg = clip(p.Alg, 40)
 		value, err := b64("value", p.Value)
 		if err != nil {
 			return err
@@ -443,6 +444,7 @@ func (a *API) signKey(w http.ResponseWriter, r *http.Request, rc *reqCtx) error 
 	if p.Alg == "" {
 		return fault.New(fault.BadParameter, "BadParameter", "alg is missing")
 	}
+	info(r).alg = clip(p.Alg, 40)
 	digest, err := b64("value", p.Value)
 	if err != nil {
 		return err
@@ -463,6 +465,7 @@ func (a *API) verifyKey(w http.ResponseWriter, r *http.Request, rc *reqCtx) erro
 	if p.Alg == "" {
 		return fault.New(fault.BadParameter, "BadParameter", "alg is missing")
 	}
+	info(r).alg = clip(p.Alg, 40)
 	digest, err := b64("digest", p.Digest)
 	if err != nil {
 		return err

@@ -88,6 +88,10 @@ type Config struct {
 	Region *barrier.Barrier
 	Logger *slog.Logger
 	Now    func() time.Time
+	// OnJobEnd, if set, is called once when a job of this process ends,
+	// with its kind ("backup", "restore", …), its result ("Succeeded" or
+	// "Failed") and how long it ran (metrics).
+	OnJobEnd func(kind, result string, d time.Duration)
 }
 
 // Service runs backup and restore jobs. It is safe for concurrent use.
@@ -303,6 +307,7 @@ var errJobRecorded = errors.New("backup: the job's end is recorded")
 
 func (s *Service) run(in instances.Instance, j store.Job, fn func(ctx context.Context, j *store.Job, report func()) error) {
 	ctx := s.ctx
+	began := time.Now()
 	last := time.Time{}
 	report := func() {
 		if time.Since(last) < 200*time.Millisecond {
@@ -316,6 +321,7 @@ func (s *Service) run(in instances.Instance, j store.Job, fn func(ctx context.Co
 	err := fn(ctx, &j, report)
 	if errors.Is(err, errJobRecorded) {
 		s.log.Info("job succeeded", "job", j.ID, "kind", j.Kind, "instance", in.Key, "details", j.Details)
+		s.jobEnded(j.Kind, store.JobSucceeded, began)
 		return
 	}
 	j.End = s.cfg.Now().UTC()
@@ -336,6 +342,13 @@ func (s *Service) run(in instances.Instance, j store.Job, fn func(ctx context.Co
 		s.log.Info("job failed", "job", j.ID, "kind", j.Kind, "instance", in.Key, "err", err)
 	} else {
 		s.log.Info("job succeeded", "job", j.ID, "kind", j.Kind, "instance", in.Key, "details", j.Details)
+	}
+	s.jobEnded(j.Kind, j.Status, began)
+}
+
+func (s *Service) jobEnded(kind, status string, began time.Time) {
+	if s.cfg.OnJobEnd != nil {
+		s.cfg.OnJobEnd(kind, status, time.Since(began))
 	}
 }
 

@@ -108,3 +108,14 @@ func quoteInput(s string) string {
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
+
+// Reason is the short reason a token was refused ("expired", "wrong
+// audience", …), as the client is told it; "" when err is not a token
+// refusal of [Validator.Validate].
+func Reason(err error) string {
+	var te *tokenError
+	if errors.As(err, &te) {
+		return te.reason
+	}
+	return ""
+}

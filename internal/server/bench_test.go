@@ -105,6 +105,17 @@ func BenchmarkSignES256(b *testing.B) {
 	}
 }
 
+// BenchmarkSignES256QuietLog is SignES256 without the request log
+// (logLevel warn): the difference is the request log's cost.
+func BenchmarkSignES256QuietLog(b *testing.B) {
+	do := benchHSM(b, func(c *server.Config) { c.LogLevel = "warn" })
+	digest := base64.RawURLEncoding.EncodeToString(make([]byte, 32))
+	b.ResetTimer()
+	for b.Loop() {
+		do("/keys/ec/sign", map[string]string{"alg": "ES256", "value": digest})
+	}
+}
+
 // BenchmarkSignES256AuditFsyncEach is SignES256 with the audit log fsynced
 // before every answer (audit.syncInterval 0s) instead of every 100ms.
 func BenchmarkSignES256AuditFsyncEach(b *testing.B) {

@@ -62,6 +62,9 @@ and writes the credentials as export lines to {data-dir}/dev.env.`,
 			if s.CAFile != "" {
 				fmt.Fprintf(out, "  CA certificate:  %s\n", s.CAFile)
 			}
+			if a := s.AdminAddr(); a != "" {
+				fmt.Fprintf(out, "  admin (http):    http://%s (/metrics, /healthz, /readyz)\n", a)
+			}
 			if s.AuditLog != "" {
 				fmt.Fprintf(out, "  audit log:       %s (check it with tresor audit verify)\n", s.AuditLog)
 			}
@@ -109,6 +112,9 @@ and writes the credentials as export lines to {data-dir}/dev.env.`,
 	f.IntVar(&cfg.Audit.MaxSizeMB, "audit-max-size-mb", cfg.Audit.MaxSizeMB, "rotate the audit log past this size")
 	f.DurationVar(&cfg.Audit.SyncInterval.Duration, "audit-sync-interval", cfg.Audit.SyncInterval.Duration, "how often the audit log is fsynced (0s: before every answer)")
 	f.BoolVar(&cfg.Audit.FailClosed, "audit-fail-closed", cfg.Audit.FailClosed, "answer 500 when a request's audit line cannot be written (false: answer and log the failure)")
+	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "server log format: text or json")
+	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "least level logged: debug, info, warn or error (debug adds why tokens were refused)")
+	f.StringVar(&cfg.AdminListen, "admin-listen", "", "address of the plain-HTTP admin listener for /metrics, /healthz and /readyz (default: none; keep it on loopback or a private network)")
 	return cmd
 }
 
@@ -146,6 +152,9 @@ func overlayFlags(cmd *cobra.Command, dst *Config, src Config) {
 	set("audit-max-size-mb", func() { dst.Audit.MaxSizeMB = src.Audit.MaxSizeMB })
 	set("audit-fail-closed", func() { dst.Audit.FailClosed = src.Audit.FailClosed })
 	set("audit-sync-interval", func() { dst.Audit.SyncInterval = src.Audit.SyncInterval })
+	set("log-format", func() { dst.LogFormat = src.LogFormat })
+	set("log-level", func() { dst.LogLevel = src.LogLevel })
+	set("admin-listen", func() { dst.AdminListen = src.AdminListen })
 }
 
 func portOf(addr string) int {

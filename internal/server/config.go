@@ -92,9 +92,18 @@ type Config struct {
 
 	// Audit configures the audit log.
 	Audit AuditConfig `json:"audit"`
-	// LogLevel is the least level of the server log: "debug", "info"
-	// (the default), "warn" or "error". A reload (SIGHUP) applies it.
+
+	// LogFormat is the server log's format: "text" (default, slog's
+	// key=value lines) or "json" (one JSON object a line).
+	LogFormat string `json:"logFormat"`
+	// LogLevel is the least level logged: "debug", "info" (default),
+	// "warn" or "error". Debug adds why bearer tokens were refused.
 	LogLevel string `json:"logLevel"`
+	// AdminListen is the address of the admin listener, which serves
+	// /metrics, /healthz and /readyz over plain HTTP (default "": none).
+	// It carries no secrets but is unauthenticated: bind it to loopback or
+	// a private network.
+	AdminListen string `json:"adminListen"`
 	// Load, if set, reads the configuration again for [Server.Reload]:
 	// `tresor server --config` sets it to read the file and put the
 	// command line's flags over it, as at start. Without it there is
@@ -247,6 +256,8 @@ func DefaultConfig() Config {
 		PrincipalRate:           Rate{PerSecond: 2000},
 		MaxKeysPerHsm:           5000,
 		Audit:                   AuditConfig{MaxSizeMB: 100, FailClosed: true, SyncInterval: Duration{100 * time.Millisecond}},
+		LogFormat:               "text",
+		LogLevel:                "info",
 	}
 }
 
@@ -284,6 +295,17 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("config: listen (--listen) %q: %v", c.Listen, err)
 	}
+	if c.AdminListen != "" {
+		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
+			return fmt.Errorf("config: adminListen (--admin-listen) %q: %v", c.AdminListen, err)
+		}
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("config: logFormat (--log-format) %q must be text or json", c.LogFormat)
+	}
+	if _, ok := logLevels[c.LogLevel]; !ok {
+		return fmt.Errorf("config: logLevel (--log-level) %q must be debug, info, warn or error", c.LogLevel)
+	}
 	if c.Region == "" || strings.ContainsAny(c.Region, " /") {
 		return fmt.Errorf("config: region (--region) %q must be a name without spaces or slashes", c.Region)
 	}
@@ -312,9 +334,6 @@ func (c Config) Validate() error {
 	}
 	if c.Audit.MaxSizeMB < 1 || c.Audit.MaxSizeMB > 1<<20 {
 		return fmt.Errorf("config: audit.maxSizeMB (--audit-max-size-mb) must be between 1 and 1048576")
-	}
-	if _, err := c.logLevel(); err != nil {
-		return fmt.Errorf("config: logLevel %q must be debug, info, warn or error", c.LogLevel)
 	}
 	if c.PurgeInterval.Duration <= 0 {
 		return fmt.Errorf("config: purgeInterval must be positive")
@@ -386,12 +405,14 @@ func (c Config) Validate() error {
 
 // logLevel is LogLevel as a slog level (info when empty).
 func (c Config) logLevel() (slog.Level, error) {
-	var l slog.Level
 	if c.LogLevel == "" {
 		return slog.LevelInfo, nil
 	}
-	err := l.UnmarshalText([]byte(c.LogLevel))
-	return l, err
+	l, ok := logLevels[c.LogLevel]
+	if !ok {
+		return 0, fmt.Errorf("config: logLevel (--log-level) %q must be debug, info, warn or error", c.LogLevel)
+	}
+	return l, nil
 }
 
 func checkAudiences(field string, auds []string) error {

@@ -42,6 +42,13 @@ func TestLoadConfigFile(t *testing.T) {
 		limits.PrincipalRate != (Rate{}) || limits.MaxKeysPerHsm != 10 {
 		t.Fatalf("loaded limits %+v", limits)
 	}
+	obs := DefaultConfig()
+	if err := LoadConfigFile(write(`{"logFormat":"json","logLevel":"debug","adminListen":"127.0.0.1:9090"}`), &obs); err != nil {
+		t.Fatal(err)
+	}
+	if obs.LogFormat != "json" || obs.LogLevel != "debug" || obs.AdminListen != "127.0.0.1:9090" || DefaultConfig().LogFormat != "text" || DefaultConfig().LogLevel != "info" {
+		t.Fatalf("loaded %q %q %q", obs.LogFormat, obs.LogLevel, obs.AdminListen)
+	}
 	tests := map[string]string{
 		"unknown rate key":    `{"principalRate":{"perMinute":5}}`,
 		"unknown key":         `{"dataDir":"d","dev":true,"sealType":"pkcs11"}`,
@@ -72,6 +79,9 @@ func TestConfigValidate(t *testing.T) {
 		field string
 	}{
 		"no data dir":                    {func(c *Config) { c.DataDir = "" }, "dataDir"},
+		"bad log format":                 {func(c *Config) { c.LogFormat = "xml" }, "logFormat"},
+		"bad log level":                  {func(c *Config) { c.LogLevel = "trace" }, "logLevel"},
+		"bad admin listen":               {func(c *Config) { c.AdminListen = "9443" }, "adminListen"},
 		"bad listen":                     {func(c *Config) { c.Listen = "8443" }, "listen"},
 		"region with space":              {func(c *Config) { c.Region = "east us" }, "region"},
 		"bad dns suffix":                 {func(c *Config) { c.DNSSuffix = ".x" }, "dnsSuffix"},

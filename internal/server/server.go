@@ -32,6 +32,7 @@ import (
 	"tresor/internal/identity"
 	"tresor/internal/instances"
 	"tresor/internal/keys"
+	"tresor/internal/metrics"
 	"tresor/internal/policy"
 	"tresor/internal/store"
 	"tresor/internal/throttle"
@@ -79,6 +80,12 @@ type Server struct {
 	// start created them (nil on later starts).
 	Bootstrap *Credentials
 
+	metrics   *metrics.Metrics
+	adminLn   net.Listener // nil without Config.AdminListen
+	adminHTTP *http.Server
+	ready     atomic.Bool // New has opened everything
+	closing   atomic.Bool // Close has begun
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -113,15 +120,21 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	if logw == nil {
 		logw = io.Discard
 	}
-	s := &Server{cfg: cfg, running: cfg, reloaded: make(chan struct{}, 1)}
+	s := &Server{cfg: cfg, running: cfg, reloaded: make(chan struct{}, 1), metrics: metrics.New()}
 	lvl, _ := cfg.logLevel() // checked by Validate
 	s.level.Set(lvl)
-	s.log = slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: &s.level}))
+	s.log = newLogger(cfg, logw, &s.level)
 	defer func() {
 		if err != nil {
 			s.Close()
 		}
 	}()
+	if cfg.AdminListen != "" {
+		// First, so that /readyz says "starting" while the rest opens.
+		if err := s.startAdmin(cfg.AdminListen); err != nil {
+			return nil, err
+		}
+	}
 	if abs, err := filepath.Abs(cfg.DataDir); err == nil {
 		cfg.DataDir = abs // dev.env and the printed paths work from anywhere
 	}
@@ -160,6 +173,7 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 		return nil, openStoreError(cfg.DataDir, err)
 	}
 	s.st = st
+	s.metrics.StoreSize(storeSize(dbFile))
 	s.ln, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
@@ -198,7 +212,7 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 		ChallengeAuth: cfg.Identity.Authorization, RegionAdmins: cfg.Identity.RegionAdmins,
 		ExternalPrincipals: len(cfg.Identity.TrustedIssuers) > 0,
 		ExtraMgmtAudiences: cfg.Identity.ExtraARMAudiences, ExtraHSMAudiences: cfg.Identity.ExtraHSMAudiences,
-		Logger: s.log, RequestBodyTimeout: cfg.RequestBodyTimeout.Duration,
+		Logger: s.log, Metrics: s.metrics, RequestBodyTimeout: cfg.RequestBodyTimeout.Duration,
 		TokenRatePerAddress: api.Rate(cfg.TokenRatePerAddress), TokenRatePerClient: api.Rate(cfg.TokenRatePerClient),
 		PrincipalRate: api.Rate(cfg.PrincipalRate),
 	}
@@ -250,7 +264,7 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 		s.BackupDir = dir
 	}
 	s.Backups, err = backup.New(backup.Config{Store: s.st, Instances: s.Instances, Keyring: s.Instances, Keys: s.Keys,
-		FileRoots: backupDirs, Region: reg.barrier, Logger: s.log, Now: cfg.Clock})
+		FileRoots: backupDirs, Region: reg.barrier, Logger: s.log, Now: cfg.Clock, OnJobEnd: s.metrics.JobEnded})
 	if err != nil {
 		return nil, err
 	}
@@ -291,6 +305,7 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 			return nil, err
 		}
 	}
+	s.ready.Store(true)
 	return s, nil
 }
 
@@ -593,6 +608,7 @@ func (s *Server) RunDue(ctx context.Context) {
 // last seq and hash in the server log) and the store.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		s.closing.Store(true)
 		if s.ln != nil {
 			s.ln.Close()
 		}
@@ -606,6 +622,12 @@ func (s *Server) Close() error {
 		}
 		if s.st != nil {
 			s.closeErr = s.st.Close()
+		}
+		// Last: /readyz answered 503 while the rest closed.
+		if s.adminHTTP != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = s.adminHTTP.Shutdown(sctx)
+			cancel()
 		}
 	})
 	return s.closeErr
