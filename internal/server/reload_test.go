@@ -226,7 +226,7 @@ func TestReloadRefused(t *testing.T) {
 		"not JSON":       {`{"identity": {`, "unexpected EOF"},
 		"unknown key":    {withB(map[string]any{"logLevl": "debug"}), `unknown field \"logLevl\"`},
 		"negative rate":  {withB(map[string]any{"principalRate": map[string]any{"perSecond": -1}}), "principalRate: perSecond and burst must be 0 or more"},
-		"bad log level":  {withB(map[string]any{"logLevel": "loud"}), `logLevel \"loud\" must be debug, info, warn or error`},
+		"bad log level":  {withB(map[string]any{"logLevel": "loud"}), `logLevel (--log-level) \"loud\" must be debug, info, warn or error`},
 		"invalid listen": {withB(map[string]any{"listen": "nowhere"}), "listen (--listen)"},
 		"issuer without audiences": {map[string]any{"identity": map[string]any{"trustedIssuers": []map[string]any{
 			{"issuer": b.iss, "jwksFile": b.jwksFile}}}}, "identity.trustedIssuers[0] needs armAudiences, hsmAudiences or both"},
