@@ -19,6 +19,7 @@ import (
 
 	"tresor/internal/barrier/pkcs11"
 	"tresor/internal/barrier/pkcs11/softhsmtest"
+	"tresor/internal/cli"
 	"tresor/internal/server"
 	"tresor/internal/server/servertest"
 )
@@ -110,5 +111,95 @@ func TestPKCS11SealRegion(t *testing.T) {
 				t.Fatalf("start = %q, want one line saying %q and no PIN", msg, tc.want)
 			}
 		})
+	}
+}
+
+// sealCLI runs `tresor seal …` and returns its exit code, stdout and stderr.
+func sealCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb strings.Builder
+	code := cli.Run(t.Context(), cli.Env{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}, append([]string{"seal"}, args...), server.SealCommand())
+	return code, out.String(), errb.String()
+}
+
+func TestPKCS11SealMigrate(t *testing.T) {
+	cfg := server.DefaultConfig()
+	cfg.Dev, cfg.DataDir, cfg.Listen = true, t.TempDir(), "127.0.0.1:0"
+	s1 := servertest.StartConfig(t, cfg)
+	activeHSM(t, s1, "hsm1")
+	kc := sdkClient(t, s1, "hsm1", s1.ClientID, s1.ClientSecret)
+	if _, err := kc.CreateKey(t.Context(), "signer", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeECHSM), Curve: to.Ptr(azkeys.CurveNameP256)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("on the file seal"))
+	signES256(t, kc, "signer", digest[:])
+	c := newCall(t, s1)
+	for _, name := range []string{"hsm2", "hsm3"} {
+		if code, _, body := c.do("PUT", c.hsmPath(name), s1.AdminToken(t), createBody(s1.ObjectID)); code != 202 {
+			t.Fatalf("create %s: %d %s", name, code, body)
+		}
+	}
+	if code, _, body := c.do("DELETE", c.hsmPath("hsm3"), s1.AdminToken(t), nil); code != 202 && code != 200 {
+		t.Fatalf("delete hsm3: %d %s", code, body)
+	}
+
+	seal := softhsmtest.NewToken(t, "tresor-seal")
+	flags := func(c pkcs11.Config) []string {
+		return []string{"migrate", "--to", "pkcs11", "--data-dir", cfg.DataDir, "--library", c.Library,
+			"--token-label", c.TokenLabel, "--pin-file", c.PINFile, "--key-label", c.KeyLabel}
+	}
+	wrongPIN := seal
+	wrongPIN.PINFile = softhsmtest.PINFile(t, "000000")
+	refused := map[string]struct {
+		args []string
+		want string
+	}{
+		"server running": {append(flags(seal), "--create-key"), "in use by another tresor server"},
+		"missing key":    {flags(seal), `no secret key labelled "tresor-seal"`},
+		"wrong PIN":      {flags(wrongPIN), "CKR_PIN_INCORRECT"},
+		"other target":   {append(flags(seal)[:2], "file"), `--to must be "pkcs11"`},
+	}
+	for _, name := range []string{"server running", "missing key", "wrong PIN", "other target"} {
+		tc := refused[name]
+		t.Run(name, func(t *testing.T) {
+			if name == "missing key" {
+				s1.Stop()
+			}
+			code, out, errs := sealCLI(t, tc.args...)
+			if code != 1 || out != "" || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, tc.want) || strings.Contains(errs, softhsmtest.PIN) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit 1 and one line saying %q", code, out, errs, tc.want)
+			}
+		})
+	}
+
+	code, out, errs := sealCLI(t, append(flags(seal), "--create-key")...)
+	if code != 0 || !strings.Contains(out, "and 3 instance roots") || !strings.Contains(out, `"type": "pkcs11"`) {
+		t.Fatalf("migrate: exit %d\n%s%s", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "seal.key")); err != nil {
+		t.Fatalf("migrate removed the old seal key: %v", err)
+	}
+	if code, _, errs := sealCLI(t, flags(seal)...); code != 1 || !strings.Contains(errs, "already on this seal") {
+		t.Fatalf("second migrate: exit %d, %q", code, errs)
+	}
+
+	// The file seal no longer opens the region; the PKCS#11 seal does.
+	if srv, err := server.New(context.Background(), cfg, io.Discard); err == nil {
+		srv.Close()
+		t.Fatal("the region still starts on the file seal")
+	} else if !strings.Contains(err.Error(), "does not open with the seal key file") {
+		t.Fatalf("start on the file seal: %v", err)
+	}
+	cfg.Seal = server.SealConfig{Type: server.SealPKCS11, Config: seal}
+	s2 := servertest.StartConfig(t, cfg)
+	s2.ClientID, s2.ClientSecret, s2.ObjectID = s1.ClientID, s1.ClientSecret, s1.ObjectID
+	digest = sha256.Sum256([]byte("on the pkcs11 seal"))
+	signES256(t, sdkClient(t, s2, "hsm1", s2.ClientID, s2.ClientSecret), "signer", digest[:])
+	c2 := newCall(t, s2)
+	if code, _, body := c2.do("GET", c2.hsmPath("hsm2"), s2.AdminToken(t), nil); code != 200 {
+		t.Fatalf("hsm2 after migrate: %d %s", code, body)
+	}
+	if code, _, body := c2.do("PUT", c2.hsmPath("hsm4"), s2.AdminToken(t), createBody(s2.ObjectID)); code != 202 {
+		t.Fatalf("create on the pkcs11 seal: %d %s", code, body)
 	}
 }
