@@ -59,7 +59,7 @@ func MigrateSeal(ctx context.Context, cfg Config, to pkcs11.Config, createKey bo
 	}
 	newSeal, err := pkcs11.Open(to)
 	if err != nil {
-		return res, fmt.Errorf("pkcs11 seal: %w", err)
+		return res, err
 	}
 	defer newSeal.Close()
 

@@ -21,7 +21,7 @@ func openSeal(cfg Config, dbFile string) (barrier.Seal, func() error, error) {
 	if cfg.Seal.Type == SealPKCS11 {
 		s, err := pkcs11.Open(cfg.Seal.Config)
 		if err != nil {
-			return nil, nil, fmt.Errorf("pkcs11 seal: %w", err)
+			return nil, nil, err
 		}
 		return s, s.Close, nil
 	}

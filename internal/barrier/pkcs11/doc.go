@@ -63,10 +63,10 @@ var (
 	// the pkcs11 tag.
 	ErrNotBuilt = errors.New("pkcs11: this tresor was built without PKCS#11 support: build it with -tags pkcs11 (needs cgo)")
 	// ErrIncorrectPIN is returned when the token refuses the PIN.
-	ErrIncorrectPIN = errors.New("pkcs11: the token refused the PIN")
+	ErrIncorrectPIN = errors.New("pkcs11: incorrect PIN")
 	// ErrKeyNotFound is returned by [Open] when the token holds no secret
 	// key with the configured label.
-	ErrKeyNotFound = errors.New("pkcs11: no seal key with this label")
+	ErrKeyNotFound = errors.New("pkcs11: seal key not found")
 	// ErrKeyExists is returned by [CreateKey] when the label is taken.
 	ErrKeyExists = errors.New("pkcs11: a key with this label exists")
 	// ErrMechanism is returned by [Open] when the key does not wrap with
