@@ -14,7 +14,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, server.Command())
+	code := cli.Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, server.Command(), server.SealCommand())
 	stop()
 	os.Exit(code)
 }

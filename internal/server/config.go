@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"tresor/internal/barrier/pkcs11"
 	"tresor/internal/location"
 )
 
@@ -39,6 +40,9 @@ type Config struct {
 	Dev bool `json:"dev"`
 	// SealKeyFile is the file seal's key (default {DataDir}/seal.key).
 	SealKeyFile string `json:"sealKeyFile"`
+	// Seal chooses the region's seal; without it (or with type "file")
+	// the file seal at SealKeyFile is used, as in earlier versions.
+	Seal SealConfig `json:"seal"`
 	// PurgeInterval is how often soft-deleted instances past their
 	// scheduled purge date are purged (default 1m).
 	PurgeInterval Duration `json:"purgeInterval"`
@@ -292,6 +296,9 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		return fmt.Errorf("config: dataDir (--data-dir) is required")
 	}
+	if err := c.Seal.validate(c.SealKeyFile); err != nil {
+		return err
+	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("config: listen (--listen) %q: %v", c.Listen, err)
 	}
@@ -436,4 +443,37 @@ func validTenant(t string) bool {
 		}
 	}
 	return true
+}
+
+// Seal types of [SealConfig].
+const (
+	SealFile   = "file"
+	SealPKCS11 = "pkcs11"
+)
+
+// SealConfig is the "seal" object of the config file: {"type": "file"} (the
+// default; the key file is sealKeyFile) or {"type": "pkcs11", "library",
+// "tokenLabel", "pinFile", "keyLabel"}. A pkcs11 seal needs a build with
+// -tags pkcs11.
+type SealConfig struct {
+	// Type is "file" (default) or "pkcs11".
+	Type string `json:"type"`
+	pkcs11.Config
+}
+
+func (c SealConfig) validate(keyFile string) error {
+	switch c.Type {
+	case "", SealFile:
+		if c.Config != (pkcs11.Config{}) {
+			return fmt.Errorf("config: seal.library, seal.tokenLabel, seal.pinFile and seal.keyLabel (--seal-…) are for seal.type %q, not %q", SealPKCS11, SealFile)
+		}
+		return nil
+	case SealPKCS11:
+		if keyFile != "" {
+			return fmt.Errorf("config: sealKeyFile (--seal-key-file) is for the file seal, not seal.type %q", SealPKCS11)
+		}
+		return c.Config.Validate()
+	default:
+		return fmt.Errorf("config: seal.type (--seal-type) %q must be %q or %q", c.Type, SealFile, SealPKCS11)
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"tresor/internal/barrier/pkcs11"
 )
 
 func TestLoadConfigFile(t *testing.T) {
@@ -49,7 +51,17 @@ func TestLoadConfigFile(t *testing.T) {
 	if obs.LogFormat != "json" || obs.LogLevel != "debug" || obs.AdminListen != "127.0.0.1:9090" || DefaultConfig().LogFormat != "text" || DefaultConfig().LogLevel != "info" {
 		t.Fatalf("loaded %q %q %q", obs.LogFormat, obs.LogLevel, obs.AdminListen)
 	}
+	sealed := DefaultConfig()
+	if err := LoadConfigFile(write(`{"dataDir":"d","dev":true,"seal":{"type":"pkcs11","library":"/usr/lib/softhsm/libsofthsm2.so",
+		"tokenLabel":"tresor","pinFile":"/etc/tresor/pin","keyLabel":"tresor-seal"}}`), &sealed); err != nil {
+		t.Fatal(err)
+	}
+	if want := (SealConfig{Type: SealPKCS11, Config: pkcs11.Config{Library: "/usr/lib/softhsm/libsofthsm2.so", TokenLabel: "tresor",
+		PINFile: "/etc/tresor/pin", KeyLabel: "tresor-seal"}}); sealed.Seal != want || sealed.Validate() != nil {
+		t.Fatalf("loaded seal %+v (%v)", sealed.Seal, sealed.Validate())
+	}
 	tests := map[string]string{
+		"unknown seal key":    `{"seal":{"type":"pkcs11","pin":"1234"}}`,
 		"unknown rate key":    `{"principalRate":{"perMinute":5}}`,
 		"unknown key":         `{"dataDir":"d","dev":true,"sealType":"pkcs11"}`,
 		"unknown nested key":  `{"identity":{"issuer":"x"}}`,
@@ -101,7 +113,16 @@ func TestConfigValidate(t *testing.T) {
 		"issuer tenant empty": {func(c *Config) {
 			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", JWKSFile: "j", ARMAudiences: []string{"a"}, TenantIDs: []string{""}}}
 		}, "trustedIssuers[0].tenantIds[0]"},
-		"display name with slash":      {func(c *Config) { c.RegionDisplayName = "lo/cal" }, "regionDisplayName"},
+		"display name with slash": {func(c *Config) { c.RegionDisplayName = "lo/cal" }, "regionDisplayName"},
+		"unknown seal type":       {func(c *Config) { c.Seal.Type = "vault" }, "seal.type"},
+		"pkcs11 seal without key label": {func(c *Config) {
+			c.Seal = SealConfig{Type: SealPKCS11, Config: pkcs11.Config{Library: "l", TokenLabel: "t", PINFile: "p"}}
+		}, "seal.keyLabel"},
+		"pkcs11 seal with key file": {func(c *Config) {
+			c.SealKeyFile = "k"
+			c.Seal = SealConfig{Type: SealPKCS11, Config: pkcs11.Config{Library: "l", TokenLabel: "t", PINFile: "p", KeyLabel: "k"}}
+		}, "sealKeyFile"},
+		"file seal with token":         {func(c *Config) { c.Seal.TokenLabel = "t" }, "seal.tokenLabel"},
 		"audit log size zero":          {func(c *Config) { c.Audit.MaxSizeMB = 0 }, "audit.maxSizeMB"},
 		"audit sync interval negative": {func(c *Config) { c.Audit.SyncInterval.Duration = -time.Second }, "audit.syncInterval"},
 		"issuer without keys": {func(c *Config) {
@@ -175,5 +196,26 @@ func TestExampleTrustedIssuerConfig(t *testing.T) {
 		if len(ti.ARMAudiences) == 0 || len(ti.HSMAudiences) == 0 || ti.CAFile == "" {
 			t.Errorf("trustedIssuers[%d] should show both planes' audiences and a caFile: %+v", i, ti)
 		}
+	}
+}
+
+func TestSealFlagsOverlayConfigFile(t *testing.T) {
+	cmd := Command()
+	args := []string{"--seal-type", "pkcs11", "--seal-library", "/l.so", "--seal-token-label", "tok",
+		"--seal-pin-file", "/pin", "--seal-key-label", "key"}
+	if err := cmd.ParseFlags(args); err != nil {
+		t.Fatal(err)
+	}
+	flags := DefaultConfig()
+	for name, dst := range map[string]*string{"seal-type": &flags.Seal.Type, "seal-library": &flags.Seal.Library,
+		"seal-token-label": &flags.Seal.TokenLabel, "seal-pin-file": &flags.Seal.PINFile, "seal-key-label": &flags.Seal.KeyLabel} {
+		*dst = cmd.Flags().Lookup(name).Value.String()
+	}
+	file := DefaultConfig()
+	file.Seal = SealConfig{Type: SealFile}
+	overlayFlags(cmd, &file, flags)
+	want := SealConfig{Type: SealPKCS11, Config: pkcs11.Config{Library: "/l.so", TokenLabel: "tok", PINFile: "/pin", KeyLabel: "key"}}
+	if file.Seal != want {
+		t.Fatalf("overlaid seal %+v, want %+v", file.Seal, want)
 	}
 }

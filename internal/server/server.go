@@ -48,6 +48,7 @@ type Server struct {
 	http      *http.Server
 	st        store.Store
 	seal      barrier.Seal
+	closeSeal func() error // nil for the file seal
 	Instances *instances.Service
 	Policy    *policy.Service
 	Keys      *keys.Service
@@ -151,23 +152,10 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	if err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
-	sealFile := cfg.SealKeyFile
-	if sealFile == "" {
-		sealFile = filepath.Join(cfg.DataDir, "seal.key")
-	}
 	dbFile := filepath.Join(cfg.DataDir, "tresor.db")
-	// A seal key is only made for a new store: one made for an existing
-	// store would not open it, and would stand in the way of the real one.
-	fi, statErr := os.Stat(dbFile)
-	existing := statErr == nil && fi.Size() > 0
-	seal, err := barrier.OpenFileSeal(sealFile, !existing)
-	if err != nil {
-		if existing && errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("the seal key file %s is missing, and %s holds a region sealed with it: put the seal key file back (or name it with --seal-key-file)", sealFile, dbFile)
-		}
+	if s.seal, s.closeSeal, err = openSeal(cfg, dbFile); err != nil {
 		return nil, err
 	}
-	s.seal = seal
 	st, err := store.OpenBolt(dbFile)
 	if err != nil {
 		return nil, openStoreError(cfg.DataDir, err)
@@ -415,7 +403,7 @@ func (s *Server) initRegion(ctx context.Context) (regionState, error) {
 	root, err := barrier.UnwrapRootKey(s.seal, wrapped, rootNameProtected)
 	if err != nil {
 		if root, err = barrier.UnwrapRootKey(s.seal, wrapped, rootNameLegacy); err != nil {
-			return rs, fmt.Errorf("region root key does not open with this seal key: %w", err)
+			return rs, fmt.Errorf("region root key does not open with %s: %w", sealName(s.cfg), err)
 		}
 		if rs.protectedRoot, err = barrier.WrapRootKey(s.seal, root, rootNameProtected); err != nil {
 			return rs, err
@@ -622,6 +610,11 @@ func (s *Server) Close() error {
 		}
 		if s.st != nil {
 			s.closeErr = s.st.Close()
+		}
+		if s.closeSeal != nil {
+			if err := s.closeSeal(); err != nil {
+				s.log.Error("close the pkcs11 seal", "err", err)
+			}
 		}
 		// Last: /readyz answered 503 while the rest closed.
 		if s.adminHTTP != nil {

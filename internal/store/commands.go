@@ -168,6 +168,25 @@ type ReplacePrincipals struct {
 	RegionValues []KV        `json:"regionValues,omitempty"`
 }
 
+// RewrapRoots replaces wrapped root keys, all in one transaction: each
+// region value of Region (which must hold Old) and the WrappedRoot of each
+// instance of Instances (deleted, staging or live, which must hold Old).
+// It is how a region moves to another seal: the roots themselves do not
+// change, so no value sealed under them is touched and neither generation
+// nor epoch moves. Any difference from Old fails it with [ErrConflict].
+type RewrapRoots struct {
+	Region    []Rewrap `json:"region,omitempty"`
+	Instances []Rewrap `json:"instances,omitempty"`
+}
+
+// Rewrap names a wrapped root (a region key or an instance name), the
+// wrap it must hold and the wrap that replaces it.
+type Rewrap struct {
+	Name string `json:"name"`
+	Old  []byte `json:"old"`
+	New  []byte `json:"new"`
+}
+
 // CreateInstance adds an instance record (generation 1, epoch 1, no writes)
 // and its first values. The name must not be in use, not even by a
 // soft-deleted instance.
@@ -348,6 +367,7 @@ func (PutRegionValue) CommandType() string      { return "PutRegionValue" }
 func (CreatePrincipal) CommandType() string     { return "CreatePrincipal" }
 func (DeletePrincipal) CommandType() string     { return "DeletePrincipal" }
 func (ReplacePrincipals) CommandType() string   { return "ReplacePrincipals" }
+func (RewrapRoots) CommandType() string         { return "RewrapRoots" }
 func (CreateInstance) CommandType() string      { return "CreateInstance" }
 func (UpdateInstance) CommandType() string      { return "UpdateInstance" }
 func (DeleteInstance) CommandType() string      { return "DeleteInstance" }
@@ -372,6 +392,7 @@ var registry = map[string]func() Command{
 	"CreatePrincipal":     func() Command { return &CreatePrincipal{} },
 	"DeletePrincipal":     func() Command { return &DeletePrincipal{} },
 	"ReplacePrincipals":   func() Command { return &ReplacePrincipals{} },
+	"RewrapRoots":         func() Command { return &RewrapRoots{} },
 	"CreateInstance":      func() Command { return &CreateInstance{} },
 	"UpdateInstance":      func() Command { return &UpdateInstance{} },
 	"DeleteInstance":      func() Command { return &DeleteInstance{} },
@@ -506,6 +527,47 @@ func (c ReplacePrincipals) apply(tx txn) error {
 	}
 	for _, kv := range c.RegionValues {
 		if err := tx.put(bRegion, kv.Key, kv.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c RewrapRoots) apply(tx txn) error {
+	for _, r := range c.Region {
+		if err := checkName("region key", r.Name); err != nil {
+			return err
+		}
+		if err := checkValue("region value", r.New); err != nil {
+			return err
+		}
+		cur := tx.get(bRegion, r.Name)
+		if cur == nil {
+			return fmt.Errorf("region value %s: %w", r.Name, ErrNotFound)
+		}
+		if !bytes.Equal(cur, r.Old) || len(r.New) == 0 {
+			return fmt.Errorf("region value %s changed or no new wrap: %w", r.Name, ErrConflict)
+		}
+	}
+	ins := make([]Instance, len(c.Instances))
+	for i, r := range c.Instances {
+		in, err := readInstance(tx, r.Name)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(in.WrappedRoot, r.Old) || len(r.New) == 0 {
+			return fmt.Errorf("instance %s: root changed or no new wrap: %w", r.Name, ErrConflict)
+		}
+		in.WrappedRoot = r.New
+		ins[i] = in
+	}
+	for _, r := range c.Region {
+		if err := tx.put(bRegion, r.Name, r.New); err != nil {
+			return err
+		}
+	}
+	for _, in := range ins {
+		if err := putInstance(tx, in); err != nil {
 			return err
 		}
 	}

@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"InstanceBuckets", testInstanceBuckets},
 		{"WriteInstanceValues", testWriteInstanceValues},
 		{"InstanceLifecycle", testInstanceLifecycle},
+		{"RewrapRoots", testRewrapRoots},
 		{"PurgeRemovesValues", testPurgeRemovesValues},
 		{"InstancesListed", testInstancesListed},
 		{"AllOrNothing", testAllOrNothing},
@@ -761,6 +762,69 @@ func testInstanceLifecycle(t *testing.T, open func(*testing.T) store.Store) {
 	}
 }
 
+func testRewrapRoots(t *testing.T, open func(*testing.T) store.Store) {
+	s := openStore(t, open)
+	mustApply(t, s,
+		store.PutRegionValue{Key: "region-root", Value: []byte("old region")},
+		create("hsm1", val("keys", "k", "v")), create("hsm2"), create("hsm3"),
+		deleteCmd("hsm2", 1),
+		store.BeginStage{Name: "hsm3", Expect: 1, Stage: "s"},
+	)
+	before := takeSnapshot(t, s, "hsm1", "hsm2", "hsm3")
+	good := func() store.RewrapRoots {
+		return store.RewrapRoots{
+			Region: []store.Rewrap{{Name: "region-root", Old: []byte("old region"), New: []byte("new region")}},
+			Instances: []store.Rewrap{
+				{Name: "hsm1", Old: []byte("root:hsm1"), New: []byte("new:hsm1")},
+				{Name: "hsm2", Old: []byte("root:hsm2"), New: []byte("new:hsm2")},
+				{Name: "hsm3", Old: []byte("root:hsm3"), New: []byte("new:hsm3")},
+			},
+		}
+	}
+	refused := map[string]struct {
+		edit func(*store.RewrapRoots)
+		want error
+	}{
+		"region value changed":   {func(c *store.RewrapRoots) { c.Region[0].Old = []byte("other") }, store.ErrConflict},
+		"region value missing":   {func(c *store.RewrapRoots) { c.Region[0].Name = "k" }, store.ErrNotFound},
+		"instance root changed":  {func(c *store.RewrapRoots) { c.Instances[2].Old = []byte("other") }, store.ErrConflict},
+		"instance missing":       {func(c *store.RewrapRoots) { c.Instances[2].Name = "nope" }, store.ErrNotFound},
+		"empty new instance":     {func(c *store.RewrapRoots) { c.Instances[1].New = nil }, store.ErrConflict},
+		"empty new region value": {func(c *store.RewrapRoots) { c.Region[0].New = nil }, store.ErrConflict},
+	}
+	for name, tc := range refused {
+		t.Run(name, func(t *testing.T) {
+			cmd := good()
+			tc.edit(&cmd)
+			wantErr(t, name, apply(s, cmd), tc.want)
+			sameSnapshot(t, name, takeSnapshot(t, s, "hsm1", "hsm2", "hsm3"), before)
+		})
+	}
+	mustApply(t, s, good())
+	view(t, s, func(r store.Reader) error {
+		if v, err := r.RegionValue("region-root"); err != nil || string(v) != "new region" {
+			t.Errorf("region root = %q, %v", v, err)
+		}
+		return nil
+	})
+	for _, name := range []string{"hsm1", "hsm2", "hsm3"} {
+		in := mustInstance(t, s, name)
+		var old store.Instance
+		for _, o := range before.Instances {
+			if o.Name == name {
+				old = o
+			}
+		}
+		if string(in.WrappedRoot) != "new:"+name {
+			t.Errorf("%s: wrapped root %q", name, in.WrappedRoot)
+		}
+		if in.Generation != old.Generation || in.Epoch != old.Epoch || in.Deleted != old.Deleted || in.Staging != old.Staging {
+			t.Errorf("%s: rewrap changed more than the root: %+v, was %+v", name, in, old)
+		}
+	}
+	wantKVs(t, s, "hsm1", "keys", kv("k", "v"))
+}
+
 func testPurgeRemovesValues(t *testing.T, open func(*testing.T) store.Store) {
 	s := openStore(t, open)
 	mustApply(t, s,
@@ -1120,6 +1184,10 @@ func sampleCommands() map[string]store.Command {
 		"PutRegionValue":  store.PutRegionValue{Key: "signing-key", Value: []byte{0, 1, 2, 0xff}, IfAbsent: true},
 		"CreatePrincipal": store.CreatePrincipal{Principal: store.Principal{ObjectID: "oid", ClientID: "cid", DisplayName: "Ünïcode \"name\"", SecretHash: []byte{9, 8, 7}, RegionAdmin: true, Created: t0}},
 		"DeletePrincipal": store.DeletePrincipal{ObjectID: "oid"},
+		"RewrapRoots": store.RewrapRoots{
+			Region:    []store.Rewrap{{Name: "region-root", Old: []byte("o"), New: []byte{0, 0xff}}},
+			Instances: []store.Rewrap{{Name: "hsm1", Old: []byte("r1"), New: []byte("n1")}, {Name: "hsm2", Old: []byte{}, New: []byte("n2")}},
+		},
 		"CreateInstance": store.CreateInstance{
 			Instance: store.Instance{Name: "hsm1", Subscription: "sub", ResourceGroup: "rg", Location: "loc", Generation: 3, Epoch: 2, Staging: "st", Deleted: true, DeletionDate: t0, ScheduledPurgeDate: t1, Properties: []byte("p"), WrappedRoot: []byte{0}},
 			Values:   []store.Value{val("keys", "k1", "v1"), {Bucket: "rbac", Key: "r", Value: []byte{}}},
