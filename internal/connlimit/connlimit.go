@@ -70,10 +70,12 @@ func (l *Listener) Accept() (net.Conn, error) {
 		}
 		key := clientOf(c.RemoteAddr())
 		if why := l.take(key); why != "" {
-			c.Close()
+			// Report before closing: whoever sees the close may count
+			// the refusals at once.
 			if l.cfg.OnRefuse != nil {
 				l.cfg.OnRefuse(key, why)
 			}
+			c.Close()
 			continue
 		}
 		return &conn{Conn: c, l: l, key: key}, nil
