@@ -11,10 +11,11 @@ var codes = []struct {
 	{"Conflict", ErrConflict},
 	{"Closed", ErrClosed},
 	{"Busy", ErrBusy},
+	{"Unavailable", ErrUnavailable},
 }
 
 // ErrorCode returns the code of the sentinel err wraps ("NotFound",
-// "Exists", "Conflict", "Closed", "Busy"), or "" if it wraps none. With
+// "Exists", "Conflict", "Closed", "Busy", "Unavailable"), or "" if it wraps none. With
 // [ErrorFromCode] it carries a store error across an encoding (a raft
 // follower forwarding a command, an RPC).
 func ErrorCode(err error) string {

@@ -98,6 +98,10 @@ var (
 	// ErrMismatch: a principal record found under one object id (or client
 	// id) names another: the database was changed outside the store.
 	ErrMismatch = errors.New("store: record does not match its key")
+	// ErrUnavailable: this node cannot serve now (a cluster node without a
+	// leader within its lease, a write that found no leader); the caller
+	// may retry shortly. The HTTP layer answers 503 with Retry-After.
+	ErrUnavailable = errors.New("store: unavailable")
 	// ErrStop is returned by a [Reader.ForEach] callback to end the walk
 	// early; ForEach then returns nil.
 	ErrStop = errors.New("store: stop")
