@@ -92,6 +92,9 @@ type Config struct {
 	// with its kind ("backup", "restore", …), its result ("Succeeded" or
 	// "Failed") and how long it ran (metrics).
 	OnJobEnd func(kind, result string, d time.Duration)
+	// Node is this process's cluster node id ("" on a single node): jobs
+	// record it, and Recover fails only this node's interrupted jobs.
+	Node string
 }
 
 // Service runs backup and restore jobs. It is safe for concurrent use.
@@ -136,20 +139,33 @@ const interruptedMessage = "the job was interrupted: the server stopped while it
 
 // Recover ends what a previous process left: every job still InProgress
 // becomes Failed, and every staged restore is aborted (the instance stays
-// as it was before the restore).
+// as it was before the restore). On a cluster node (Config.Node) only that
+// node's jobs are failed, and only the stages of instances left with no
+// running job are aborted: the other nodes' jobs go on.
 func (s *Service) Recover(ctx context.Context) error {
-	if err := s.cfg.Store.Apply(ctx, store.FailInterruptedJobs{Message: interruptedMessage, At: s.cfg.Now().UTC()}); err != nil {
+	if err := s.cfg.Store.Apply(ctx, store.FailInterruptedJobs{Message: interruptedMessage, At: s.cfg.Now().UTC(), Node: s.cfg.Node}); err != nil {
 		return fmt.Errorf("backup: fail interrupted jobs: %w", err)
 	}
 	var staging []string
 	err := s.cfg.Store.View(ctx, func(r store.Reader) error {
 		ins, err := r.Instances()
-		for _, in := range ins {
-			if in.Staging != "" {
-				staging = append(staging, in.Name)
-			}
+		if err != nil {
+			return err
 		}
-		return err
+		for _, in := range ins {
+			if in.Staging == "" {
+				continue
+			}
+			jobs, err := r.Jobs(in.Name)
+			if err != nil {
+				return err
+			}
+			if s.cfg.Node != "" && slices.ContainsFunc(jobs, func(j store.Job) bool { return j.Status == store.JobInProgress }) {
+				continue // a restore another node runs
+			}
+			staging = append(staging, in.Name)
+		}
+		return nil
 	})
 	if err != nil {
 		return err
@@ -274,7 +290,7 @@ func (s *Service) start(ctx context.Context, in instances.Instance, kind string,
 
 // startJob is start; done is closed when the job's end is recorded.
 func (s *Service) startJob(ctx context.Context, in instances.Instance, kind string, exclusive bool, fn func(ctx context.Context, j *store.Job, report func()) error) (Job, <-chan struct{}, error) {
-	j := store.Job{ID: newJobID(), Kind: kind, Instance: in.Key, Status: store.JobInProgress, Start: s.cfg.Now().UTC()}
+	j := store.Job{ID: newJobID(), Kind: kind, Instance: in.Key, Status: store.JobInProgress, Start: s.cfg.Now().UTC(), Node: s.cfg.Node}
 	if kind == KindBackup {
 		j.Start = s.backupStart(in.Key, j.Start)
 	}

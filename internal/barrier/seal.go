@@ -101,3 +101,30 @@ func UnwrapRootKey(s Seal, wrapped []byte, name string) (*RootKey, error) {
 	}
 	return RootKeyFromBytes(b)
 }
+
+var _ Seal = (*KeySeal)(nil)
+
+// KeySeal is a [Seal] under an AES-256-GCM key held in memory: a cluster's
+// seal, whose key every node keeps wrapped by its own seal (so that the
+// root keys in the replicated state open on every node).
+type KeySeal struct {
+	aead cipher.AEAD
+}
+
+// NewKeySeal returns a seal under key (32 bytes).
+func NewKeySeal(key []byte) (*KeySeal, error) {
+	if len(key) != 32 {
+		return nil, fmt.Errorf("barrier: a seal key holds 32 bytes, not %d", len(key))
+	}
+	aead, err := newGCM(key)
+	if err != nil {
+		return nil, err
+	}
+	return &KeySeal{aead: aead}, nil
+}
+
+// Wrap implements [Seal].
+func (s *KeySeal) Wrap(plaintext, aad []byte) ([]byte, error) { return seal(s.aead, plaintext, aad) }
+
+// Unwrap implements [Seal].
+func (s *KeySeal) Unwrap(wrapped, aad []byte) ([]byte, error) { return open(s.aead, wrapped, aad) }

@@ -335,9 +335,12 @@ type UpdateJob struct {
 
 // FailInterruptedJobs fails every job in progress with Error = Message and
 // End = At. The server applies it at start: no job survives its process.
+// With Node set (a cluster node), only the jobs that node ran are failed:
+// the other nodes' jobs may still run.
 type FailInterruptedJobs struct {
 	Message string    `json:"message"`
 	At      time.Time `json:"at"`
+	Node    string    `json:"node,omitempty"`
 }
 
 // PutBackupPolicy sets the scheduled backup policy of an instance that
@@ -1031,6 +1034,9 @@ func (c FailInterruptedJobs) apply(tx txn) error {
 			var j Job
 			if err := getJSON(tx, bJobs, id, &j); err != nil {
 				return fmt.Errorf("job %s: %w", id, err)
+			}
+			if c.Node != "" && j.Node != c.Node {
+				return nil // another node's job, which may still run
 			}
 			j.Status, j.Error, j.End = JobFailed, c.Message, c.At
 			failed = append(failed, j)

@@ -309,4 +309,6 @@ type Job struct {
 	Total    int       `json:"total,omitempty"`
 	Start    time.Time `json:"start"`
 	End      time.Time `json:"end,omitzero"`
+	// Node is the cluster node that runs the job ("" on a single node).
+	Node string `json:"node,omitempty"`
 }

@@ -1041,6 +1041,25 @@ func testJobs(t *testing.T, open func(*testing.T) store.Store) {
 		}
 		mustApply(t, s, store.StartJob{Job: job("r2", "hsm1", "restore", 5), Exclusive: true})
 	})
+
+	t.Run("FailInterruptedJobs of one node", func(t *testing.T) {
+		// r2 (no node) runs; n1's and n2's jobs run on other instances.
+		j1, j2 := job("n1job", "hsm2", "backup", 6), job("n2job", "hsm3", "backup", 7)
+		j1.Node, j2.Node = "n1", "n2"
+		mustApply(t, s, store.StartJob{Job: j1, Exclusive: true}, store.StartJob{Job: j2, Exclusive: true})
+		mustApply(t, s, store.FailInterruptedJobs{Message: "n1 restarted", At: t1, Node: "n1"})
+		if got := getJob(t, "n1job"); got.Status != store.JobFailed || got.Error != "n1 restarted" {
+			t.Fatalf("n1's job = %+v, want Failed", got)
+		}
+		for _, id := range []string{"n2job", "r2"} {
+			if got := getJob(t, id); got.Status != store.JobInProgress {
+				t.Fatalf("job %s of another node = %+v, want it still in progress", id, got)
+			}
+		}
+		if got := getJob(t, "n2job"); got.Node != "n2" {
+			t.Fatalf("Node not kept: %+v", got)
+		}
+	})
 }
 
 // ---------------------------------------------------------------------------
@@ -1052,12 +1071,13 @@ func testErrorCodes(t *testing.T, _ func(*testing.T) store.Store) {
 		code string
 		is   error
 	}{
-		"not found": {fmt.Errorf("instance hsm1: %w", store.ErrNotFound), "NotFound", store.ErrNotFound},
-		"exists":    {fmt.Errorf("job j: %w", store.ErrExists), "Exists", store.ErrExists},
-		"conflict":  {fmt.Errorf("a: %w", fmt.Errorf("b: %w", store.ErrConflict)), "Conflict", store.ErrConflict},
-		"closed":    {store.ErrClosed, "Closed", store.ErrClosed},
-		"busy":      {fmt.Errorf("instance hsm1 is staging: %w", store.ErrBusy), "Busy", store.ErrBusy},
-		"plain":     {errors.New("store: value needs bucket and key"), "", nil},
+		"not found":   {fmt.Errorf("instance hsm1: %w", store.ErrNotFound), "NotFound", store.ErrNotFound},
+		"exists":      {fmt.Errorf("job j: %w", store.ErrExists), "Exists", store.ErrExists},
+		"conflict":    {fmt.Errorf("a: %w", fmt.Errorf("b: %w", store.ErrConflict)), "Conflict", store.ErrConflict},
+		"closed":      {store.ErrClosed, "Closed", store.ErrClosed},
+		"busy":        {fmt.Errorf("instance hsm1 is staging: %w", store.ErrBusy), "Busy", store.ErrBusy},
+		"unavailable": {fmt.Errorf("no leader: %w", store.ErrUnavailable), "Unavailable", store.ErrUnavailable},
+		"plain":       {errors.New("store: value needs bucket and key"), "", nil},
 	}
 	type wire struct {
 		Code    string `json:"code"`
