@@ -120,6 +120,9 @@ type Deps struct {
 	MgmtValidator Validator
 	HSMValidator  Validator
 	Principals    Principals
+	// Cluster, if set, is the region's raft membership (nil on a single
+	// node: the cluster routes answer NotACluster).
+	Cluster Cluster
 	// Audit, if set, receives one event per authenticated request (see
 	// audit.go); nil audits nothing.
 	Audit Auditor

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"tresor/internal/fault"
+	"tresor/internal/store"
 	"tresor/internal/wire"
 )
 
@@ -50,6 +51,11 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		err = errBodyTimeout(a.cfg.RequestBodyTimeout)
+	}
+	if errors.Is(err, store.ErrUnavailable) {
+		// A cluster node without a leader within its lease, or a write
+		// that found no leader: the client retries (Retry-After).
+		err = fault.Wrap(err, fault.Unavailable, "ServiceUnavailable", "this node of the region cannot serve now (%v); retry shortly", err)
 	}
 	fe, ok := fault.As(err)
 	if !ok || fe.Kind == fault.Internal {

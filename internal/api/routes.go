@@ -31,6 +31,11 @@ func (a *API) routes() []route {
 
 		// Tresor's own region API.
 		{method: "GET", pattern: "/tresor/account", op: "AccountGet", h: a.account},
+		{method: "GET", pattern: "/tresor/cluster", op: "ClusterGet", h: a.clusterStatus},
+		{method: "POST", pattern: "/tresor/cluster/join-tokens", op: "ClusterJoinTokenCreate", limit: small, h: a.clusterJoinToken},
+		{method: "POST", pattern: "/tresor/cluster/join", insecureNoAuth: true, auditNoAuth: true, op: "ClusterJoin", limit: small, h: a.clusterJoin},
+		{method: "DELETE", pattern: "/tresor/cluster/members/{id}", op: "ClusterMemberDelete", h: a.clusterRemove},
+		{method: "POST", pattern: "/tresor/cluster/transfer-leadership", op: "ClusterTransferLeadership", limit: small, h: a.clusterTransfer},
 		{method: "GET", pattern: "/tresor/principals", op: "PrincipalList", h: a.listPrincipals},
 		{method: "POST", pattern: "/tresor/principals", op: "PrincipalCreate", limit: small, h: a.createPrincipal},
 		{method: "DELETE", pattern: "/tresor/principals/{oid}", op: "PrincipalDelete", h: a.deletePrincipal},

@@ -132,6 +132,7 @@ TRESOR_SERVER, TRESOR_CA_FILE, TRESOR_CLIENT_ID and TRESOR_CLIENT_SECRET
 		a.logoutCommand(),
 		a.accountCommand(),
 		a.principalCommand(),
+		a.clusterCommand(),
 	)
 	root.AddCommand(a.hsmCommands()...)
 	root.AddCommand(a.roleCommand())
