@@ -104,6 +104,7 @@ func nodeTLS(t testing.TB, name string) *tls.Config {
 type timing struct {
 	heartbeat, election, leaderLease, lease time.Duration
 	snapshotThreshold, trailingLogs         uint64
+	snapshotInterval                        time.Duration
 }
 
 var fast = timing{heartbeat: 200 * time.Millisecond, election: 200 * time.Millisecond, leaderLease: 200 * time.Millisecond, lease: time.Second}
@@ -121,7 +122,8 @@ type cluster struct {
 	t      testing.TB
 	timing timing
 	nodes  []*node
-	// dialer, if set, maps (from, to address) to the address from dials.
+	// dialer, if set, maps (from node id, to address) to the address the
+	// node dials.
 	dialer func(from, to string) string
 }
 
@@ -135,7 +137,13 @@ func logger(t testing.TB) *slog.Logger {
 // newCluster starts n nodes: the first bootstraps, the others join it.
 func newCluster(t testing.TB, n int, tm timing) *cluster {
 	t.Helper()
-	c := &cluster{t: t, timing: tm}
+	return startCluster(&cluster{t: t, timing: tm}, n)
+}
+
+// startCluster starts c's n nodes.
+func startCluster(c *cluster, n int) *cluster {
+	t := c.t
+	t.Helper()
 	t.Cleanup(c.close)
 	for i := range n {
 		nd := &node{id: fmt.Sprintf("n%d", i), dir: t.TempDir(), addr: "127.0.0.1:0"}
@@ -174,9 +182,11 @@ func (c *cluster) start(nd *node, bootstrap bool) {
 		LeaderLeaseTimeout: c.timing.leaderLease,
 		SnapshotThreshold:  c.timing.snapshotThreshold,
 		TrailingLogs:       c.timing.trailingLogs,
+		SnapshotInterval:   c.timing.snapshotInterval,
 	}
 	if c.dialer != nil {
-		cfg.dialer = func(to string) string { return c.dialer(nd.addr, to) }
+		id := nd.id
+		cfg.dialer = func(to string) string { return c.dialer(id, to) }
 	}
 	s, err := Open(nd.bolt, cfg)
 	if err != nil {
@@ -327,14 +337,13 @@ type proxy struct {
 	conns   map[net.Conn]struct{}
 }
 
-func newProxy(t testing.TB, target string) *proxy {
-	t.Helper()
+// newProxy starts a proxy to target; its owner closes ln and blocks it.
+func newProxy(target string) *proxy {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
 	p := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	t.Cleanup(func() { ln.Close(); p.block() })
 	go p.run()
 	return p
 }
@@ -420,6 +429,3 @@ func get(s store.Store, key string) (string, error) {
 	})
 	return string(v), err
 }
-
-// getBolt reads a key straight from a node's Bolt (whatever raft says).
-func getBolt(b *store.Bolt, key string) (string, error) { return get(b, key) }

@@ -359,19 +359,23 @@ func (s *Store) applyLocal(ctx context.Context, data []byte) (retry bool, err er
 		return false, res
 	case errors.Is(err, errNotTaken):
 		return true, err
-	case errors.Is(err, store.ErrClosed):
-		return false, store.ErrClosed
+	case errors.Is(err, errShutdown):
+		return false, fmt.Errorf("raft: closed with the command in flight, it may or may not have been applied: %w (%w)", store.ErrClosed, store.ErrUnavailable)
 	default:
 		return false, ambiguous(err)
 	}
 }
 
-var errNotTaken = errors.New("raft: not taken")
+var (
+	errNotTaken = errors.New("raft: not taken")
+	errShutdown = errors.New("raft: shut down with the command in flight")
+)
 
 // raftApply puts data into the log and waits for it to be applied. It
 // returns the entry's index and the FSM's response (the command's own
-// error or nil); err wraps errNotTaken (safe to retry), is store.ErrClosed,
-// or tells an unknown outcome.
+// error or nil); err wraps errNotTaken (safe to retry), is errShutdown (raft
+// shut down: the command may have been committed), or tells another
+// unknown outcome.
 func (s *Store) raftApply(ctx context.Context, data []byte) (index uint64, resp any, err error) {
 	f := s.raft.Apply(data, timeoutOf(ctx))
 	err = waitFuture(ctx, f)
@@ -382,7 +386,7 @@ func (s *Store) raftApply(ctx context.Context, data []byte) (index uint64, resp 
 		errors.Is(err, hraft.ErrEnqueueTimeout), errors.Is(err, hraft.ErrAbortedByRestore):
 		return 0, nil, fmt.Errorf("%w: %v", errNotTaken, err)
 	case errors.Is(err, hraft.ErrRaftShutdown):
-		return 0, nil, store.ErrClosed
+		return 0, nil, errShutdown
 	default:
 		return 0, nil, err // leadership lost, ctx done: taken, outcome unknown
 	}
@@ -466,7 +470,7 @@ func (s *Store) serveForward(data []byte) forwardReply {
 			}
 		}
 		return r
-	case errors.Is(err, errNotTaken), errors.Is(err, store.ErrClosed):
+	case errors.Is(err, errNotTaken):
 		return forwardReply{Outcome: outcomeNotApplied, Message: err.Error()}
 	default:
 		return forwardReply{Outcome: outcomeUnknown, Message: err.Error()}
