@@ -44,6 +44,10 @@ var importRules = []importRule{
 	{"go.etcd.io/bbolt", []string{"internal/store"}},
 	{"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob", []string{"internal/blob/azure", "internal/blob/azuritetest"}},
 	{"github.com/hashicorp/raft", []string{"internal/store/raft"}},
+	{"github.com/hashicorp/raft-boltdb", []string{"internal/store/raft"}},
+	{"github.com/hashicorp/go-hclog", []string{"internal/store/raft"}}, // raft's logger, bridged to slog
+	// The linearizability checker is for tests only.
+	{"github.com/anishathalye/porcupine", nil},
 	{"github.com/prometheus/client_golang", []string{"internal/metrics"}},
 	{"github.com/spf13/cobra", []string{"cmd/tresor", "internal/cli", "internal/server"}},
 }
