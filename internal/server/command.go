@@ -36,6 +36,10 @@ and writes the credentials as export lines to {data-dir}/dev.env.`,
 					// Flags given on the command line win over the file.
 					overlayFlags(cmd, &c, flagCfg)
 				}
+				if c.Cluster.JoinToken == "" {
+					// Out of argv, where other users of the host see it.
+					c.Cluster.JoinToken = os.Getenv("TRESOR_JOIN_TOKEN")
+				}
 				if c.DataDir == "" && c.Dev {
 					c.DataDir = filepath.Join(".tresor-dev")
 				}
@@ -119,6 +123,17 @@ and writes the credentials as export lines to {data-dir}/dev.env.`,
 	f.BoolVar(&cfg.Audit.FailClosed, "audit-fail-closed", cfg.Audit.FailClosed, "answer 500 when a request's audit line cannot be written (false: answer and log the failure)")
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "server log format: text or json")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "least level logged: debug, info, warn or error (debug adds why tokens were refused)")
+	f.StringVar(&cfg.Cluster.NodeID, "node-id", "", "cluster mode: this node's id (see docs/cluster.md; default: a single-node region)")
+	f.StringVar(&cfg.Cluster.RaftAddr, "raft-addr", "", "cluster mode: host:port of the cluster link (raft, mutual TLS)")
+	f.StringVar(&cfg.Cluster.RaftAdvertiseAddr, "raft-advertise-addr", "", "cluster mode: the address other nodes dial (default --raft-addr)")
+	f.BoolVar(&cfg.Cluster.Bootstrap, "bootstrap", false, "cluster mode: form a new cluster with this node as its first voter (a new data directory)")
+	f.StringVar(&cfg.Cluster.Join, "join", "", "cluster mode: region endpoint of a member to join through (https://host:port)")
+	f.StringVar(&cfg.Cluster.JoinToken, "join-token", "", "cluster mode: join token from tresor cluster join-token (or TRESOR_JOIN_TOKEN)")
+	f.StringVar(&cfg.Cluster.JoinCAFile, "join-ca-file", "", "cluster mode: CA of the member's region endpoint (default: the system's roots)")
+	f.DurationVar(&cfg.Cluster.Lease.Duration, "lease", 0, "cluster mode: how long a follower serves without hearing from a leader (default 5s)")
+	f.Uint64Var(&cfg.Cluster.SnapshotThreshold, "raft-snapshot-threshold", 0, "cluster mode: log entries between two snapshots of the store (default 8192)")
+	f.Uint64Var(&cfg.Cluster.TrailingLogs, "raft-trailing-logs", 0, "cluster mode: log entries kept after a snapshot for lagging followers (default 10240)")
+	f.DurationVar(&cfg.Cluster.SnapshotInterval.Duration, "raft-snapshot-interval", 0, "cluster mode: how often raft checks whether to snapshot the store (default 2m)")
 	f.StringVar(&cfg.AdminListen, "admin-listen", "", "address of the plain-HTTP admin listener for /metrics, /healthz and /readyz (default: none; keep it on loopback or a private network)")
 	return cmd
 }
@@ -132,6 +147,17 @@ func overlayFlags(cmd *cobra.Command, dst *Config, src Config) {
 		}
 	}
 	set("data-dir", func() { dst.DataDir = src.DataDir })
+	set("node-id", func() { dst.Cluster.NodeID = src.Cluster.NodeID })
+	set("raft-addr", func() { dst.Cluster.RaftAddr = src.Cluster.RaftAddr })
+	set("raft-advertise-addr", func() { dst.Cluster.RaftAdvertiseAddr = src.Cluster.RaftAdvertiseAddr })
+	set("bootstrap", func() { dst.Cluster.Bootstrap = src.Cluster.Bootstrap })
+	set("join", func() { dst.Cluster.Join = src.Cluster.Join })
+	set("join-token", func() { dst.Cluster.JoinToken = src.Cluster.JoinToken })
+	set("join-ca-file", func() { dst.Cluster.JoinCAFile = src.Cluster.JoinCAFile })
+	set("lease", func() { dst.Cluster.Lease = src.Cluster.Lease })
+	set("raft-snapshot-threshold", func() { dst.Cluster.SnapshotThreshold = src.Cluster.SnapshotThreshold })
+	set("raft-snapshot-interval", func() { dst.Cluster.SnapshotInterval = src.Cluster.SnapshotInterval })
+	set("raft-trailing-logs", func() { dst.Cluster.TrailingLogs = src.Cluster.TrailingLogs })
 	set("listen", func() { dst.Listen = src.Listen })
 	set("region", func() { dst.Region = src.Region })
 	set("region-display-name", func() { dst.RegionDisplayName = src.RegionDisplayName })

@@ -97,6 +97,10 @@ type Config struct {
 	// Audit configures the audit log.
 	Audit AuditConfig `json:"audit"`
 
+	// Cluster runs the region as a node of a raft cluster (docs/cluster.md);
+	// without cluster.nodeId it is one process.
+	Cluster ClusterConfig `json:"cluster"`
+
 	// LogFormat is the server log's format: "text" (default, slog's
 	// key=value lines) or "json" (one JSON object a line).
 	LogFormat string `json:"logFormat"`
@@ -297,6 +301,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: dataDir (--data-dir) is required")
 	}
 	if err := c.Seal.validate(c.SealKeyFile); err != nil {
+		return err
+	}
+	if err := c.Cluster.validate(); err != nil {
 		return err
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {

@@ -41,13 +41,18 @@ import (
 
 // Server is a running region.
 type Server struct {
-	cfg       Config
-	log       *slog.Logger
-	ln        net.Listener
-	conns     *connlimit.Listener // wraps ln
-	http      *http.Server
-	st        store.Store
-	seal      barrier.Seal
+	cfg   Config
+	log   *slog.Logger
+	ln    net.Listener
+	conns *connlimit.Listener // wraps ln
+	http  *http.Server
+	st    store.Store
+	bolt  *store.Bolt // the local state beneath st (st itself on a single node)
+	seal  barrier.Seal
+	// rootSeal wraps the root keys in the store: the node's seal on a
+	// single node, the cluster's seal on a cluster node (cluster.go).
+	rootSeal  barrier.Seal
+	cluster   *clusterNode // nil on a single node
 	closeSeal func() error // nil for the file seal
 	Instances *instances.Service
 	Policy    *policy.Service
@@ -160,7 +165,7 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	if err != nil {
 		return nil, openStoreError(cfg.DataDir, err)
 	}
-	s.st = st
+	s.st, s.bolt, s.rootSeal = st, st, s.seal
 	s.metrics.StoreSize(storeSize(dbFile))
 	s.ln, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -176,9 +181,20 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 		s.Endpoint = "https://localhost:" + strconv.Itoa(port)
 	}
 
+	if cfg.Cluster.Enabled() {
+		if s.cluster, err = openCluster(ctx, cfg, s.seal, st, s.Endpoint, s.log); err != nil {
+			return nil, err
+		}
+		s.st, s.rootSeal = s.cluster.raft, s.cluster.seal
+	}
 	reg, err := s.initRegion(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if s.cluster != nil {
+		if err := s.cluster.opened(ctx, reg.barrier); err != nil {
+			return nil, err
+		}
 	}
 	s.TenantID = reg.tenant
 	hsmResource := cfg.Identity.Resource
@@ -227,7 +243,7 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	admins := func(ctx context.Context, in instances.Instance) ([]string, error) {
 		return s.Policy.Administrators(ctx, in)
 	}
-	s.Instances = instances.New(s.st, s.seal, reg.barrier, instances.Config{Region: cfg.Region, TenantID: reg.tenant, Now: cfg.Clock, Administrators: admins})
+	s.Instances = instances.New(s.st, s.rootSeal, reg.barrier, instances.Config{Region: cfg.Region, TenantID: reg.tenant, Now: cfg.Clock, Administrators: admins})
 	s.Policy = policy.New(s.Instances, s.st)
 	s.Keys = keys.New(s.Instances, s.st, cfg.Clock, keys.MaxKeys(cfg.MaxKeysPerHsm))
 	dir := &principals{st: s.st, mac: reg.records, now: time.Now}
@@ -252,7 +268,7 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 		s.BackupDir = dir
 	}
 	s.Backups, err = backup.New(backup.Config{Store: s.st, Instances: s.Instances, Keyring: s.Instances, Keys: s.Keys,
-		FileRoots: backupDirs, Region: reg.barrier, Logger: s.log, Now: cfg.Clock, OnJobEnd: s.metrics.JobEnded})
+		FileRoots: backupDirs, Region: reg.barrier, Logger: s.log, Now: cfg.Clock, OnJobEnd: s.metrics.JobEnded, Node: cfg.Cluster.NodeID})
 	if err != nil {
 		return nil, err
 	}
@@ -273,7 +289,7 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	}
 	apiCfg.AuditFailOpen = !cfg.Audit.FailClosed
 	s.api, err = api.New(apiCfg, api.Deps{Instances: s.Instances, Policy: s.Policy, Keys: s.Keys, Backups: s.Backups, Issuer: issuer,
-		MgmtValidator: v.mgmt, HSMValidator: v.hsm, Principals: dir, Audit: s.audit})
+		MgmtValidator: v.mgmt, HSMValidator: v.hsm, Principals: dir, Audit: s.audit, Cluster: s.apiCluster()})
 	if err != nil {
 		return nil, err
 	}
@@ -392,7 +408,7 @@ func (s *Server) initRegion(ctx context.Context) (regionState, error) {
 		if err != nil {
 			return nil, err
 		}
-		return barrier.WrapRootKey(s.seal, root, rootNameProtected)
+		return barrier.WrapRootKey(s.rootSeal, root, rootNameProtected)
 	})
 	if err != nil {
 		return rs, err
@@ -400,12 +416,12 @@ func (s *Server) initRegion(ctx context.Context) (regionState, error) {
 	// The root's wrap says whether the region's records carry MACs: only
 	// the seal can make either wrap, so no edit of the database makes a
 	// protected region look like one written by an earlier version.
-	root, err := barrier.UnwrapRootKey(s.seal, wrapped, rootNameProtected)
+	root, err := barrier.UnwrapRootKey(s.rootSeal, wrapped, rootNameProtected)
 	if err != nil {
-		if root, err = barrier.UnwrapRootKey(s.seal, wrapped, rootNameLegacy); err != nil {
+		if root, err = barrier.UnwrapRootKey(s.rootSeal, wrapped, rootNameLegacy); err != nil {
 			return rs, fmt.Errorf("region root key does not open with %s: %w", sealName(s.cfg), err)
 		}
-		if rs.protectedRoot, err = barrier.WrapRootKey(s.seal, root, rootNameProtected); err != nil {
+		if rs.protectedRoot, err = barrier.WrapRootKey(s.rootSeal, root, rootNameProtected); err != nil {
 			return rs, err
 		}
 	}
@@ -517,14 +533,14 @@ func (s *Server) Run(ctx context.Context) error {
 	pctx, stopPurge := context.WithCancel(ctx)
 	go func() {
 		defer close(purgeDone)
-		s.purgeLoop(pctx)
+		s.whileLeader(pctx, s.purgeLoop)
 	}()
 	// Scheduled backups have their own timer (the next run of each
 	// policy), not the purge interval's tick.
 	policiesDone := make(chan struct{})
 	go func() {
 		defer close(policiesDone)
-		s.Backups.RunPolicies(pctx)
+		s.whileLeader(pctx, s.Backups.RunPolicies)
 	}()
 	issuersDone := make(chan struct{})
 	go func() {
@@ -608,8 +624,13 @@ func (s *Server) Close() error {
 				s.log.Error("close the audit log", "err", err)
 			}
 		}
-		if s.st != nil {
-			s.closeErr = s.st.Close()
+		if s.cluster != nil {
+			if err := s.cluster.close(); err != nil {
+				s.log.Error("close the cluster node", "err", err)
+			}
+		}
+		if s.bolt != nil {
+			s.closeErr = s.bolt.Close()
 		}
 		if s.closeSeal != nil {
 			if err := s.closeSeal(); err != nil {
