@@ -111,6 +111,10 @@ type Store struct {
 	lmu        sync.Mutex
 	leaderGen  uint64      // counts leadership notifications
 	leading    bool        // published: leader with its barrier applied
+	// caughtUp mirrors leading for reads: a new leader serves only once it
+	// has applied every entry of earlier terms (its barrier), or it could
+	// answer from a state older than writes its predecessor acknowledged.
+	caughtUp atomic.Bool
 	leaderSubs []chan bool // LeaderChanges channels
 }
 
@@ -499,7 +503,10 @@ func (s *Store) serving() error {
 		return fmt.Errorf("raft: closed: %w", store.ErrUnavailable)
 	}
 	if s.raft.State() == hraft.Leader {
-		return nil
+		if s.caughtUp.Load() {
+			return nil
+		}
+		return fmt.Errorf("raft: node %s was just elected and is applying the entries of earlier terms: %w", s.cfg.NodeID, store.ErrUnavailable)
 	}
 	last := s.raft.LastContact()
 	if last.IsZero() {
@@ -617,6 +624,7 @@ func (s *Store) publish(gen uint64, leader bool) {
 		return
 	}
 	s.leading = leader
+	s.caughtUp.Store(leader)
 	for _, ch := range s.leaderSubs {
 		select {
 		case <-ch:
