@@ -30,7 +30,7 @@ const clusterLease = 2 * time.Second
 // cluster link is advertised through a TCP proxy (linkProxy) that the test
 // can cut, so that the node stops hearing from the others.
 type node struct {
-	t        *testing.T
+	t        testing.TB
 	id       string
 	dataDir  string
 	addr     string // region endpoint (host:port)
@@ -40,12 +40,13 @@ type node struct {
 	clients  sync.Map    // principalCred → *client.Client: one keep-alive pool each
 	down     atomic.Bool // killed or stopped (for the workload's goroutines)
 	extra    []string    // first-start flags (--bootstrap, --join …)
+	prefix   []string    // a command to run the server under (taskset -c 0)
 	cmd      *exec.Cmd
 	done     chan struct{}
 	logPath  string
 }
 
-func newNode(t *testing.T, id string) *node {
+func newNode(t testing.TB, id string) *node {
 	n := &node{t: t, id: id, dataDir: filepath.Join(t.TempDir(), id), addr: freeAddr(t), admin: freeAddr(t), raftAddr: freeAddr(t),
 		logPath: filepath.Join(t.TempDir(), id+".log")}
 	n.link = newLinkProxy(t, n.raftAddr)
@@ -76,7 +77,8 @@ func (n *node) start(env ...string) {
 	args := append([]string{"server", "--dev", "--data-dir", n.dataDir, "--listen", n.addr, "--admin-listen", n.admin,
 		"--node-id", n.id, "--raft-addr", n.raftAddr, "--raft-advertise-addr", n.link.addr(), "--lease", clusterLease.String(),
 		"--raft-snapshot-threshold", "64", "--raft-trailing-logs", "16", "--raft-snapshot-interval", "1s", "--purge-interval", "1s"}, n.extra...)
-	n.cmd = exec.Command(tresorBinary(t), args...)
+	argv := append(append(append([]string(nil), n.prefix...), tresorBinary(t)), args...)
+	n.cmd = exec.Command(argv[0], argv[1:]...)
 	n.cmd.Env = append(os.Environ(), env...)
 	n.cmd.Stdout, n.cmd.Stderr = log, log
 	if err := n.cmd.Start(); err != nil {
@@ -236,7 +238,7 @@ type linkProxy struct {
 	conns  map[net.Conn]struct{}
 }
 
-func newLinkProxy(t *testing.T, target string) *linkProxy {
+func newLinkProxy(t testing.TB, target string) *linkProxy {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -312,7 +314,7 @@ func (p *linkProxy) setCut(cut bool) {
 }
 
 // eventually retries f until it returns nil or d passes.
-func eventually(t *testing.T, d time.Duration, what string, f func() error) {
+func eventually(t testing.TB, d time.Duration, what string, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
@@ -329,7 +331,7 @@ func eventually(t *testing.T, d time.Duration, what string, f func() error) {
 
 // leaderOf asks the nodes for the leader until one names a leader that
 // is among them.
-func leaderOf(t *testing.T, tenant string, cred principalCred, nodes ...*node) *node {
+func leaderOf(t testing.TB, tenant string, cred principalCred, nodes ...*node) *node {
 	t.Helper()
 	var leader *node
 	eventually(t, 30*time.Second, "a leader", func() error {
@@ -350,7 +352,7 @@ func leaderOf(t *testing.T, tenant string, cred principalCred, nodes ...*node) *
 	return leader
 }
 
-func mustJSON(t *testing.T, b []byte, v any) {
+func mustJSON(t testing.TB, b []byte, v any) {
 	t.Helper()
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, b)

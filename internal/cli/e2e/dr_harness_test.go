@@ -582,7 +582,7 @@ type custodian struct {
 	secrets   [][]byte // encodings of the private key that must never reach a server
 }
 
-func newCustodians(t *testing.T, dir string, n int) []custodian {
+func newCustodians(t testing.TB, dir string, n int) []custodian {
 	t.Helper()
 	var cs []custodian
 	for i := range n {
@@ -604,7 +604,7 @@ func newCustodians(t *testing.T, dir string, n int) []custodian {
 // privateKeyEncodings returns the ways a custodian's private key could be
 // carried: each base64 line of its PEM file, and its private exponent and
 // primes raw, in hex and in both base64 alphabets.
-func privateKeyEncodings(t *testing.T, keyFile string) [][]byte {
+func privateKeyEncodings(t testing.TB, keyFile string) [][]byte {
 	t.Helper()
 	data, err := os.ReadFile(keyFile)
 	if err != nil {
