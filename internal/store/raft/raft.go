@@ -108,13 +108,13 @@ type Store struct {
 	closeErr  error
 	wg        sync.WaitGroup
 
-	lmu        sync.Mutex
-	leaderGen  uint64      // counts leadership notifications
-	leading    bool        // published: leader with its barrier applied
+	lmu       sync.Mutex
+	leaderGen uint64 // counts leadership notifications
+	leading   bool   // published: leader with its barrier applied
 	// caughtUp mirrors leading for reads: a new leader serves only once it
 	// has applied every entry of earlier terms (its barrier), or it could
 	// answer from a state older than writes its predecessor acknowledged.
-	caughtUp atomic.Bool
+	caughtUp   atomic.Bool
 	leaderSubs []chan bool // LeaderChanges channels
 }
 
