@@ -157,6 +157,18 @@ func TestCluster(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Status != 403 {
 		t.Fatalf("p on the healed node: %v, want 403", err)
 	}
+	// A principal deleted through the leader is refused on another node
+	// with its token still valid (no cache outlives the applied delete).
+	if _, err := leader.client(tenant, admin).DeletePrincipal(ctx, p.ObjectID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, clusterLease, "the deleted principal refused on "+cut.id, func() error {
+		_, err := pOnCut.GetKey(ctx, cut.hsmURL(hsm), "reg", "")
+		if !errors.As(err, &ae) || ae.Status != 401 {
+			return fmt.Errorf("answer %v, want 401", err)
+		}
+		return nil
+	})
 
 	// Phase 3: a node's data directory lost. It joins again under its id
 	// and is sent a snapshot (the log before it is truncated: 64 entries
