@@ -28,6 +28,7 @@ import (
 	"tresor/internal/backup"
 	"tresor/internal/barrier"
 	"tresor/internal/connlimit"
+	"tresor/internal/console"
 	"tresor/internal/crypto/keyops"
 	"tresor/internal/identity"
 	"tresor/internal/instances"
@@ -277,8 +278,13 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	if err != nil {
 		return nil, err
 	}
+	// The web console on the region endpoint (/console), a client of s.api.
+	con, err := console.New(console.Config{API: s.api, Endpoint: s.Endpoint, DNSSuffix: cfg.DNSSuffix, Logger: s.log, Now: cfg.Clock})
+	if err != nil {
+		return nil, err
+	}
 	s.http = &http.Server{
-		Handler:           s.api,
+		Handler:           console.Wrap(s.api, con),
 		TLSConfig:         tlsConfig(pair),
 		ReadHeaderTimeout: 10 * time.Second, // also bounds the TLS handshake
 		// The body's own deadline is set per request by the API
