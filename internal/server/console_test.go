@@ -102,11 +102,11 @@ func TestConsoleSessionAndHeaders(t *testing.T) {
 	s := servertest.Start(t)
 	c := newConsoleClient(t, s)
 
-	resp, body := c.get("/console/region")
+	resp, _ := c.get("/console/region")
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/console/signin") {
 		t.Fatalf("region page without a session: %d %s, want a redirect to sign in", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	resp, body = c.get("/console/signin")
+	resp, body := c.get("/console/signin")
 	for k, want := range map[string]string{
 		"Content-Security-Policy": "default-src 'self'; script-src 'self'", "X-Frame-Options": "DENY", "Cache-Control": "no-store",
 	} {
