@@ -130,8 +130,9 @@ type sessions struct {
 	idle, max time.Duration
 	now       func() time.Time
 
-	mu   sync.Mutex
-	byID map[string]*session
+	mu      sync.Mutex
+	byID    map[string]*session
+	creates int // sessions created, for sweeping
 }
 
 func newSessions(idle, max time.Duration, now func() time.Time) *sessions {
@@ -151,7 +152,10 @@ func (st *sessions) create(tokens []client.AccessToken, acct accountInfo) (*sess
 	s := &session{id: randomID(32), csrf: randomID(32), tokens: tokens, account: acct, created: now, expires: exp, lastSeen: now}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.sweepLocked(now)
+	// Sweep now and then, and whenever the store is full.
+	if st.creates++; st.creates%64 == 0 || len(st.byID) >= MaxSessions {
+		st.sweepLocked(now)
+	}
 	if len(st.byID) >= MaxSessions {
 		return nil, errTooManySessions
 	}
