@@ -125,7 +125,7 @@ func timelineSVG(days []day) template.HTML {
 			fmt.Fprintf(&b, `<rect class="keys" x="%d" y="%d" width="%d" height="%d" fill="#1565c0"><title>%s: %d key changes</title></rect>`,
 				x-tlCol/2+3, yBarsBottom-h, tlCol-6, h, date, d.KeyChanges)
 		}
-		if i%7 == 0 || i == len(days)-1 {
+		if (i%7 == 0 && i < len(days)-4) || i == len(days)-1 {
 			fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="10" text-anchor="middle" fill="#444">%s</text>`, x, yBarsBottom+16, d.Date.Format("Jan 2"))
 		}
 	}

@@ -92,6 +92,8 @@ func newBrowser(t *testing.T, s *servertest.Server) *browser {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.UserDataDir(t.TempDir()),
+		// The viewer is in Berlin: pages show times in that zone.
+		chromedp.Env("TZ=Europe/Berlin"),
 		chromedp.WindowSize(1280, 1000),
 		chromedp.Flag("ignore-certificate-errors-spki-list", spkiHash(t, s)),
 	}
@@ -123,7 +125,7 @@ func artefactDir() string {
 func (b *browser) screenshot(name string) string {
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		b.t.Logf("screenshot %s: %v", name, err)
 		return ""
@@ -369,8 +371,16 @@ func TestConsoleBrowser(t *testing.T) {
 	if ok != 1 || fail != 1 {
 		t.Fatalf("timeline marks: %d days with good backups, %d with failed drills; want 1 and 1", ok, fail)
 	}
+	// Times are rewritten in the viewer's time zone (Berlin, see
+	// newBrowser) by console.js; the server's UTC text moves to the title.
+	title := eval[string](b, `document.querySelector("#hsm-props time").title`)
+	shown := eval[string](b, `document.querySelector("#hsm-props time").textContent`)
+	if !strings.HasSuffix(title, " UTC") || shown == title || !(strings.Contains(shown, "GMT+1") || strings.Contains(shown, "CET")) {
+		t.Fatalf("time element not rewritten by console.js: title %q, text %q", title, shown)
+	}
+	t.Logf("time shown as %q (server: %q)", shown, title)
 	if p := os.Getenv("TRESOR_CONSOLE_SCREENSHOT"); p != "" {
-		png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(90))
+		png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,9 +5,18 @@
 document.addEventListener("DOMContentLoaded", function () {
   document.querySelectorAll("time[datetime]").forEach(function (el) {
     var d = new Date(el.getAttribute("datetime"));
-    if (!isNaN(d)) {
+    if (isNaN(d)) {
+      return;
+    }
+    try {
+      var local = d.toLocaleString(undefined, {
+        year: "numeric", month: "short", day: "numeric",
+        hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short"
+      });
       el.title = el.textContent;
-      el.textContent = d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium", timeZoneName: "short" });
+      el.textContent = local;
+    } catch (e) {
+      // Keep the server's UTC text.
     }
   });
   document.querySelectorAll("form.confirm").forEach(function (f) {
