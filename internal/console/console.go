@@ -6,7 +6,8 @@
 // # No side door
 //
 // The console authorises nothing itself. A sign-in exchanges a principal's
-// client id and secret at the region's own token endpoint for a
+// client id and secret at the region's own token endpoint (or, through a
+// trusted [Issuer], an authorization code with PKCE at the issuer's) for a
 // control-plane and a data-plane token, which stay in a server-side
 // session; every read and every action is then a request to the region's
 // own API handler, in process ([Config.API]), with the session's bearer
@@ -73,8 +74,11 @@ type Config struct {
 	// DNSSuffix is the HSM hosts' suffix: requests to an HSM host are never
 	// the console's (see [Wrap]).
 	DNSSuffix string
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// Issuers are the trusted issuers offered on the sign-in page
+	// (authorization code with PKCE); none: client secret sign-in only.
+	Issuers []Issuer
+	Logger  *slog.Logger
+	Now     func() time.Time
 	// IdleTimeout and MaxLifetime bound sessions (defaults
 	// DefaultIdleTimeout, DefaultMaxLifetime).
 	IdleTimeout, MaxLifetime time.Duration
@@ -101,6 +105,7 @@ type Console struct {
 	pages    map[string]*pageTemplate
 	hc       *http.Client // in process: the API handler
 	records  *records     // the jobs and drills started through the console
+	pending  pendingAuths // sign-ins at issuers in progress
 	static   http.Handler
 
 	regionMu sync.Mutex
@@ -219,7 +224,17 @@ func crossSite(r *http.Request) string {
 // client returns an API client that speaks for the session: its tokens,
 // through the in-process transport.
 func (c *Console) client(s *session) (*client.Client, error) {
-	return client.New(client.Config{Server: c.cfg.Endpoint, Tokens: s.tokens, HTTPClient: c.hc, PollInterval: 100 * time.Millisecond})
+	return c.tokenClient(s.tokens)
+}
+
+// tokenClient is an API client with a control-plane and a data-plane
+// token (in this order), whatever their audiences: the region's own, or a
+// trusted issuer's.
+func (c *Console) tokenClient(tokens []client.AccessToken) (*client.Client, error) {
+	if len(tokens) != 2 {
+		return nil, errors.New("console: a session needs a control-plane and a data-plane token")
+	}
+	return client.New(client.Config{Server: c.cfg.Endpoint, Token: tokens[0].Token, HSMToken: tokens[1].Token, HTTPClient: c.hc, PollInterval: 100 * time.Millisecond})
 }
 
 // ctx is the request's context carrying the browser's address for the
@@ -229,32 +244,37 @@ func ctx(r *http.Request) context.Context { return withRemote(r.Context(), r.Rem
 // signIn exchanges a client id and secret at the region's token endpoint
 // (in process) for a control-plane and a data-plane token; the secret is
 // forgotten once they are fetched.
-func (c *Console) signIn(ctx context.Context, tenant, clientID, secret string) ([]client.AccessToken, accountInfo, error) {
+func (c *Console) signIn(ctx context.Context, tenant, clientID, secret string) (*session, error) {
 	cl, err := client.New(client.Config{Server: c.cfg.Endpoint, TenantID: tenant, ClientID: clientID, ClientSecret: secret, HTTPClient: c.hc})
 	if err != nil {
-		return nil, accountInfo{}, err
+		return nil, err
 	}
 	mgmt, err := cl.ManagementToken(ctx)
 	if err != nil {
-		return nil, accountInfo{}, err
+		return nil, err
 	}
 	hsm, err := cl.HSMToken(ctx)
 	if err != nil {
-		return nil, accountInfo{}, err
+		return nil, err
 	}
-	tokens := []client.AccessToken{mgmt, hsm}
-	tc, err := client.New(client.Config{Server: c.cfg.Endpoint, Tokens: tokens, HTTPClient: c.hc})
+	return c.startSession(ctx, []client.AccessToken{mgmt, hsm})
+}
+
+// startSession asks the region's API who holds the tokens (GET
+// /tresor/account, which also validates them) and starts a session.
+func (c *Console) startSession(ctx context.Context, tokens []client.AccessToken) (*session, error) {
+	tc, err := c.tokenClient(tokens)
 	if err != nil {
-		return nil, accountInfo{}, err
+		return nil, err
 	}
 	acct, err := tc.Account(ctx)
 	if err != nil {
-		return nil, accountInfo{}, err
+		return nil, err
 	}
 	c.regionMu.Lock()
 	c.region = acct.Region
 	c.regionMu.Unlock()
-	return tokens, accountInfo{ObjectID: acct.ObjectID, ClientID: acct.ClientID, DisplayName: acct.DisplayName, RegionAdmin: acct.RegionAdmin}, nil
+	return c.sessions.create(tokens, accountInfo{ObjectID: acct.ObjectID, ClientID: acct.ClientID, DisplayName: acct.DisplayName, RegionAdmin: acct.RegionAdmin})
 }
 
 func (c *Console) regionName() string {

@@ -243,14 +243,15 @@ func TestPagesRender(t *testing.T) {
 	key := wire.KeyItem{Kid: "https://h1.managedhsm.example:8443/keys/k1/v1", Attributes: wire.KeyAttributes{Enabled: &yes, Created: &ts}, Tags: map[string]string{"a": evil}}
 	st := client.JobStatus{Status: wire.JobFailed, JobID: "j1", Error: &wire.ErrorDetail{Code: "RestoreFailed", Message: evil}}
 	pages := map[string]any{
-		"signin":  signinData{Pre: "PRE", Next: "/console/region"},
-		"region":  regionData{HSMs: []wire.ManagedHSM{hsm}, Deleted: []wire.DeletedManagedHSM{{Name: "gone", Properties: wire.DeletedManagedHSMProps{Location: "local"}}}},
-		"hsm":     hsmData{Name: "h1", HSM: &hsm},
-		"keys":    keysData{Name: "h1", Keys: []wire.KeyItem{key}, Total: 1, Page: 1, Pages: 1, Deleted: []wire.DeletedKeyItem{{KeyItem: key}}},
-		"key":     keyData{HSM: "h1", Name: "k1", Key: &wire.KeyBundle{Key: wire.JSONWebKey{Kid: key.Kid, Kty: "RSA-HSM"}, Tags: key.Tags}, Versions: []wire.KeyItem{key}, Policy: &wire.KeyRotationPolicy{}},
-		"roles":   rolesData{Name: "h1", Assignments: []assignmentRow{{RoleName: evil}}, Definitions: []wire.RoleDefinition{{Name: "r", Properties: wire.RoleDefinitionProperties{RoleName: "Managed HSM Crypto User"}}}},
-		"backups": backupsData{Name: "h1", Jobs: []jobRow{{jobRef: jobRef{ID: "j1", Kind: kindBackup}, Status: &st}}, Drills: []jobRow{{jobRef: jobRef{ID: "j2", Kind: kindDrill, Folder: "f"}, Status: &st}}},
-		"error":   nil,
+		"signin":   signinData{Pre: "PRE", Next: "/console/region"},
+		"continue": "/console/region",
+		"region":   regionData{HSMs: []wire.ManagedHSM{hsm}, Deleted: []wire.DeletedManagedHSM{{Name: "gone", Properties: wire.DeletedManagedHSMProps{Location: "local"}}}},
+		"hsm":      hsmData{Name: "h1", HSM: &hsm},
+		"keys":     keysData{Name: "h1", Keys: []wire.KeyItem{key}, Total: 1, Page: 1, Pages: 1, Deleted: []wire.DeletedKeyItem{{KeyItem: key}}},
+		"key":      keyData{HSM: "h1", Name: "k1", Key: &wire.KeyBundle{Key: wire.JSONWebKey{Kid: key.Kid, Kty: "RSA-HSM"}, Tags: key.Tags}, Versions: []wire.KeyItem{key}, Policy: &wire.KeyRotationPolicy{}},
+		"roles":    rolesData{Name: "h1", Assignments: []assignmentRow{{RoleName: evil}}, Definitions: []wire.RoleDefinition{{Name: "r", Properties: wire.RoleDefinitionProperties{RoleName: "Managed HSM Crypto User"}}}},
+		"backups":  backupsData{Name: "h1", Jobs: []jobRow{{jobRef: jobRef{ID: "j1", Kind: kindBackup}, Status: &st}}, Drills: []jobRow{{jobRef: jobRef{ID: "j2", Kind: kindDrill, Folder: "f"}, Status: &st}}},
+		"error":    nil,
 	}
 	activeHSM := hsmData{Name: "h1", HSM: &active, Active: true, Timeline: timelineSVG(bucket(nil, time.Now()))}
 	postForm := regexp.MustCompile(`(?s)<form method="post"[^>]*>.*?</form>`)

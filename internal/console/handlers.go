@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -26,6 +27,8 @@ func (c *Console) routes() {
 	m.HandleFunc("GET "+Prefix+"/signin", c.signinPage)
 	m.HandleFunc("POST "+Prefix+"/signin", c.signinPost)
 	m.HandleFunc("POST "+Prefix+"/signout", c.post(smallForm, c.signout))
+	m.HandleFunc("POST "+Prefix+"/oidc/start", c.oidcStart)
+	m.HandleFunc("GET "+Prefix+"/oidc/callback", c.oidcCallback)
 	m.HandleFunc("GET "+Prefix+"/download/{id}", c.get(c.download))
 
 	m.HandleFunc("GET "+Prefix+"/region", c.get(c.regionPage))
@@ -118,6 +121,10 @@ func (c *Console) post(limit int64, h actionHandler) http.HandlerFunc {
 	}
 }
 
+func setSessionCookie(w http.ResponseWriter, s *session) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.id, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+}
+
 func clearCookie(w http.ResponseWriter, name string) {
 	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 }
@@ -133,6 +140,7 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request) {
 // signinData is the sign-in page's.
 type signinData struct {
 	Pre, Next, ClientID, Tenant string
+	Issuers                     []string // the trusted issuers to sign in through
 }
 
 func (c *Console) signinPage(w http.ResponseWriter, r *http.Request) {
@@ -143,6 +151,10 @@ func (c *Console) signinPage(w http.ResponseWriter, r *http.Request) {
 // token (double submit: cookie and form field must match).
 func (c *Console) renderSignin(w http.ResponseWriter, r *http.Request, status int, d signinData, fl []flash) {
 	d.Pre = randomID(32)
+	d.Issuers = nil
+	for _, is := range c.cfg.Issuers {
+		d.Issuers = append(d.Issuers, is.Issuer)
+	}
 	http.SetCookie(w, &http.Cookie{Name: preCookie, Value: d.Pre, Path: "/", MaxAge: 600, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	c.render(w, r, nil, status, "signin", view{Title: "Sign in", Data: d, Flash: fl})
 }
@@ -172,19 +184,18 @@ func (c *Console) signinPost(w http.ResponseWriter, r *http.Request) {
 		c.renderSignin(w, r, http.StatusBadRequest, d, []flash{{Error: true, Code: "BadRequest", Message: "client id and client secret are required"}})
 		return
 	}
-	tokens, acct, err := c.signIn(ctx(r), d.Tenant, d.ClientID, secret)
+	s, err := c.signIn(ctx(r), d.Tenant, d.ClientID, secret)
 	if err != nil {
-		c.renderSignin(w, r, http.StatusUnauthorized, d, []flash{errorFlash(err)})
-		return
-	}
-	s, err := c.sessions.create(tokens, acct)
-	if err != nil {
-		c.renderSignin(w, r, http.StatusServiceUnavailable, d, []flash{errorFlash(err)})
+		status := http.StatusUnauthorized
+		if errors.Is(err, errTooManySessions) {
+			status = http.StatusServiceUnavailable
+		}
+		c.renderSignin(w, r, status, d, []flash{errorFlash(err)})
 		return
 	}
 	clearCookie(w, preCookie)
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.id, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
-	c.log.Info("console: signed in", "objectId", acct.ObjectID, "remote", r.RemoteAddr)
+	setSessionCookie(w, s)
+	c.log.Info("console: signed in", "objectId", s.account.ObjectID, "remote", r.RemoteAddr)
 	http.Redirect(w, r, d.Next, http.StatusSeeOther)
 }
 

@@ -19,7 +19,7 @@ type pageTemplate struct{ t *template.Template }
 
 // pageNames are the templates/*.html files that are pages (layout.html is
 // the frame around each).
-var pageNames = []string{"signin", "region", "hsm", "keys", "key", "roles", "backups", "error"}
+var pageNames = []string{"signin", "region", "hsm", "keys", "key", "roles", "backups", "error", "continue"}
 
 var funcs = template.FuncMap{
 	"ts":       timeTag,

@@ -76,7 +76,7 @@ func spkiHash(t *testing.T, s *servertest.Server) string {
 	return base64.StdEncoding.EncodeToString(sum[:])
 }
 
-func newBrowser(t *testing.T, s *servertest.Server) *browser {
+func newBrowser(t *testing.T, s *servertest.Server, extraSPKI ...string) *browser {
 	t.Helper()
 	exe := chromiumPath(t)
 	opts := []chromedp.ExecAllocatorOption{
@@ -95,7 +95,7 @@ func newBrowser(t *testing.T, s *servertest.Server) *browser {
 		// The viewer is in Berlin: pages show times in that zone.
 		chromedp.Env("TZ=Europe/Berlin"),
 		chromedp.WindowSize(1280, 1000),
-		chromedp.Flag("ignore-certificate-errors-spki-list", spkiHash(t, s)),
+		chromedp.Flag("ignore-certificate-errors-spki-list", strings.Join(append([]string{spkiHash(t, s)}, extraSPKI...), ",")),
 	}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelB := chromedp.NewContext(actx)

@@ -279,7 +279,11 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 		return nil, err
 	}
 	// The web console on the region endpoint (/console), a client of s.api.
-	con, err := console.New(console.Config{API: s.api, Endpoint: s.Endpoint, DNSSuffix: cfg.DNSSuffix, Logger: s.log, Now: cfg.Clock})
+	conIssuers, err := consoleIssuers(cfg.Identity.TrustedIssuers)
+	if err != nil {
+		return nil, err
+	}
+	con, err := console.New(console.Config{API: s.api, Endpoint: s.Endpoint, DNSSuffix: cfg.DNSSuffix, Issuers: conIssuers, Logger: s.log, Now: cfg.Clock})
 	if err != nil {
 		return nil, err
 	}
