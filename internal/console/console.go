@@ -173,7 +173,7 @@ func (c *Console) hsmHost(host string) bool {
 
 // securityHeaders are set on every console answer.
 var securityHeaders = map[string]string{
-	"Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; " +
 		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
 	"X-Frame-Options":              "DENY",
 	"X-Content-Type-Options":       "nosniff",
