@@ -7,6 +7,20 @@ import (
 	"tresor/internal/console"
 )
 
+// withConsole returns the region endpoint's handler: the web console at
+// /console (a client of s.api, in process) and s.api for everything else.
+func (s *Server) withConsole(cfg Config) (http.Handler, error) {
+	issuers, err := consoleIssuers(cfg.Identity.TrustedIssuers)
+	if err != nil {
+		return nil, err
+	}
+	con, err := console.New(console.Config{API: s.api, Endpoint: s.Endpoint, DNSSuffix: cfg.DNSSuffix, Issuers: issuers, Logger: s.log, Now: cfg.Clock})
+	if err != nil {
+		return nil, err
+	}
+	return console.Wrap(s.api, con), nil
+}
+
 // consoleIssuers are the trusted issuers that the web console signs in
 // through: those with a consoleClientId.
 func consoleIssuers(cfgs []TrustedIssuerConfig) ([]console.Issuer, error) {

@@ -28,7 +28,6 @@ import (
 	"tresor/internal/backup"
 	"tresor/internal/barrier"
 	"tresor/internal/connlimit"
-	"tresor/internal/console"
 	"tresor/internal/crypto/keyops"
 	"tresor/internal/identity"
 	"tresor/internal/instances"
@@ -278,17 +277,12 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	if err != nil {
 		return nil, err
 	}
-	// The web console on the region endpoint (/console), a client of s.api.
-	conIssuers, err := consoleIssuers(cfg.Identity.TrustedIssuers)
-	if err != nil {
-		return nil, err
-	}
-	con, err := console.New(console.Config{API: s.api, Endpoint: s.Endpoint, DNSSuffix: cfg.DNSSuffix, Issuers: conIssuers, Logger: s.log, Now: cfg.Clock})
+	handler, err := s.withConsole(cfg) // the web console at /console (console.go)
 	if err != nil {
 		return nil, err
 	}
 	s.http = &http.Server{
-		Handler:           console.Wrap(s.api, con),
+		Handler:           handler,
 		TLSConfig:         tlsConfig(pair),
 		ReadHeaderTimeout: 10 * time.Second, // also bounds the TLS handshake
 		// The body's own deadline is set per request by the API
