@@ -22,7 +22,8 @@ type rolesData struct {
 // assignmentRow is a role assignment with its role's name.
 type assignmentRow struct {
 	wire.RoleAssignment
-	RoleName string
+	RoleName      string
+	PrincipalName string // the local principal's display name, if the viewer may list them
 }
 
 func (c *Console) rolesPage(w http.ResponseWriter, r *http.Request, s *session) {
@@ -34,6 +35,9 @@ func (c *Console) rolesPage(w http.ResponseWriter, r *http.Request, s *session) 
 		if d.Definitions, err = cl.ListRoleDefinitions(cx, hsmURL, "/", ""); err != nil {
 			f := errorFlash(err)
 			d.DefsError = &f
+		}
+		if ps, perr := cl.ListPrincipals(cx); perr == nil {
+			d.Principals = ps
 		}
 		var as []wire.RoleAssignment
 		if as, err = cl.ListRoleAssignments(cx, hsmURL, "/", ""); err == nil {
@@ -47,7 +51,13 @@ func (c *Console) rolesPage(w http.ResponseWriter, r *http.Request, s *session) 
 				if rn == "" {
 					rn = a.Properties.RoleDefinitionID
 				}
-				d.Assignments = append(d.Assignments, assignmentRow{RoleAssignment: a, RoleName: rn})
+				row := assignmentRow{RoleAssignment: a, RoleName: rn}
+				for _, p := range d.Principals {
+					if strings.EqualFold(p.ObjectID, a.Properties.PrincipalID) {
+						row.PrincipalName = p.DisplayName
+					}
+				}
+				d.Assignments = append(d.Assignments, row)
 			}
 			sort.Slice(d.Assignments, func(i, j int) bool {
 				a, b := d.Assignments[i], d.Assignments[j]
@@ -56,9 +66,6 @@ func (c *Console) rolesPage(w http.ResponseWriter, r *http.Request, s *session) 
 				}
 				return a.RoleName < b.RoleName
 			})
-		}
-		if ps, perr := cl.ListPrincipals(cx); perr == nil {
-			d.Principals = ps
 		}
 	}
 	if err != nil {
