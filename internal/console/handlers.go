@@ -193,6 +193,10 @@ func (c *Console) signinPost(w http.ResponseWriter, r *http.Request) {
 		c.renderSignin(w, r, status, d, []flash{errorFlash(err)})
 		return
 	}
+	// A session this browser had before ends: one sign-in, one session.
+	if old, ok := c.sessionOf(r); ok {
+		c.sessions.delete(old.id)
+	}
 	clearCookie(w, preCookie)
 	setSessionCookie(w, s)
 	c.log.Info("console: signed in", "objectId", s.account.ObjectID, "remote", r.RemoteAddr)
