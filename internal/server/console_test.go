@@ -136,7 +136,19 @@ func TestConsoleSessionAndHeaders(t *testing.T) {
 		t.Fatalf("sign-in with a wrong secret: %d %s", resp.StatusCode, body)
 	}
 
-	ck := c.signIn(s.ClientID, s.ClientSecret)
+	first := c.signIn(s.ClientID, s.ClientSecret)
+	ck := c.signIn(s.ClientID, s.ClientSecret) // signing in again ends the first session
+	if first.Value == ck.Value {
+		t.Fatal("a second sign-in kept the session id")
+	}
+	stale := newConsoleClient(t, s)
+	req, _ := http.NewRequest("GET", s.Endpoint+"/console/region", nil)
+	req.AddCookie(&http.Cookie{Name: first.Name, Value: first.Value})
+	if r, err := stale.hc.Do(req); err != nil || r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the first session after a second sign-in: %v %v", r, err)
+	} else {
+		r.Body.Close()
+	}
 	resp, body = c.get("/console/region")
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Create a managed HSM") {
 		t.Fatalf("region page: %d %s", resp.StatusCode, body)
@@ -170,7 +182,7 @@ func TestConsoleSessionAndHeaders(t *testing.T) {
 		t.Fatalf("sign out: %d", resp.StatusCode)
 	}
 	replay := newConsoleClient(t, s)
-	req, _ := http.NewRequest("GET", s.Endpoint+"/console/region", nil)
+	req, _ = http.NewRequest("GET", s.Endpoint+"/console/region", nil)
 	req.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
 	r2, err := replay.hc.Do(req)
 	if err != nil {
