@@ -36,10 +36,11 @@ type importRule struct {
 var importRules = []importRule{
 	// The core never speaks HTTP: only the HTTP layer, the composition
 	// root, the client side, the Azure blob backend, the metrics' exposition
-	// handler and (as a client of trusted issuers, in trusted.go only: see
+	// handler, the web console (a client of the API handler, in process) and
+	// (as a client of trusted issuers, in trusted.go only: see
 	// fileRules) identity.
 	{"net/http", []string{"internal/api", "internal/server", "internal/server/servertest", "internal/client", "internal/client/clienttest",
-		"internal/cli", "internal/blob/azure", "internal/blob/azuritetest", "internal/identity", "internal/metrics"}},
+		"internal/cli", "internal/blob/azure", "internal/blob/azuritetest", "internal/identity", "internal/metrics", "internal/console"}},
 	// One subpackage per external dependency.
 	{"go.etcd.io/bbolt", []string{"internal/store"}},
 	{"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob", []string{"internal/blob/azure", "internal/blob/azuritetest"}},

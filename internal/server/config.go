@@ -210,6 +210,14 @@ type TrustedIssuerConfig struct {
 	// tenantId (the one the request names, else the token's tid if it is
 	// one). Without them the token's tid is the issuer's tenant.
 	TenantIDs []string `json:"tenantIds"`
+	// ConsoleClientID, if set, lets people sign in to the web console
+	// through this issuer (authorization code with PKCE): the client id
+	// the console is registered under at the issuer, as a public client
+	// with the redirect URI {region endpoint}/console/oidc/callback. It
+	// needs discoveryUrl (for the authorization and token endpoints) and
+	// both armAudiences and hsmAudiences (the console asks for a token of
+	// each, the second with the refresh token).
+	ConsoleClientID string `json:"consoleClientId,omitempty"`
 }
 
 // Rate is a rate limit: perSecond requests a second in bursts of up to
@@ -401,6 +409,8 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%s needs armAudiences, hsmAudiences or both", p)
 		case t.CAFile != "" && t.DiscoveryURL == "":
 			return fmt.Errorf("%s.caFile goes with discoveryUrl", p)
+		case t.ConsoleClientID != "" && (t.DiscoveryURL == "" || len(t.ARMAudiences) == 0 || len(t.HSMAudiences) == 0):
+			return fmt.Errorf("%s.consoleClientId needs discoveryUrl, armAudiences and hsmAudiences", p)
 		}
 		if err := checkAudiences(p[len("config: "):]+".armAudiences", t.ARMAudiences); err != nil {
 			return err

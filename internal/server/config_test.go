@@ -140,6 +140,12 @@ func TestConfigValidate(t *testing.T) {
 		"caFile with jwksFile": {func(c *Config) {
 			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", JWKSFile: "j", CAFile: "ca.pem", HSMAudiences: []string{"h"}}}
 		}, "trustedIssuers[0].caFile goes with discoveryUrl"},
+		"console sign-in without discovery": {func(c *Config) {
+			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", JWKSFile: "j", ARMAudiences: []string{"a"}, HSMAudiences: []string{"h"}, ConsoleClientID: "c"}}
+		}, "trustedIssuers[0].consoleClientId needs discoveryUrl, armAudiences and hsmAudiences"},
+		"console sign-in with one plane": {func(c *Config) {
+			c.Identity.TrustedIssuers = []TrustedIssuerConfig{{Issuer: "https://idp", DiscoveryURL: "https://idp/.well-known/openid-configuration", ARMAudiences: []string{"a"}, ConsoleClientID: "c"}}
+		}, "trustedIssuers[0].consoleClientId needs discoveryUrl, armAudiences and hsmAudiences"},
 		"extra audiences on both planes": {func(c *Config) { c.Identity.ExtraAudiences = []string{"https://managedhsm.azure.net"} },
 			"identity.extraAudiences is no longer accepted"},
 		"empty extra ARM audience": {func(c *Config) { c.Identity.ExtraARMAudiences = []string{" "} }, "identity.extraArmAudiences[0] is empty"},

@@ -293,8 +293,12 @@ func New(ctx context.Context, cfg Config, logw io.Writer) (_ *Server, err error)
 	if err != nil {
 		return nil, err
 	}
+	handler, err := s.withConsole(cfg) // the web console at /console (console.go)
+	if err != nil {
+		return nil, err
+	}
 	s.http = &http.Server{
-		Handler:           s.api,
+		Handler:           handler,
 		TLSConfig:         tlsConfig(pair),
 		ReadHeaderTimeout: 10 * time.Second, // also bounds the TLS handshake
 		// The body's own deadline is set per request by the API
