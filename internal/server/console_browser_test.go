@@ -199,7 +199,16 @@ func (b *browser) waitText(sel, want string, timeout time.Duration) {
 			b.t.Fatalf("%s never showed %q (last: %q)", sel, want, b.text(sel))
 		}
 		time.Sleep(300 * time.Millisecond)
-		b.run("reload", chromedp.Reload(), chromedp.WaitReady(chromedp.CSS("body")))
+		// Navigate to the page's address again rather than Reload: the
+		// page may be a form post's answer, which Reload would post again
+		// (and which, on a loaded machine, detached the page).
+		ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+		loc, err := chromedp.Run(ctx, chromedp.Location())
+		cancel()
+		if err != nil {
+			b.t.Fatalf("location: %v", err)
+		}
+		b.run("reload", chromedp.Navigate(loc), chromedp.WaitReady(chromedp.CSS("body")))
 	}
 }
 
