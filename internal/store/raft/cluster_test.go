@@ -35,29 +35,39 @@ var (
 
 func testCA(t testing.TB) {
 	t.Helper()
-	caOnce.Do(func() {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			panic(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber:          big.NewInt(1),
-			Subject:               pkix.Name{CommonName: "test cluster CA"},
-			NotBefore:             time.Now().Add(-time.Hour),
-			NotAfter:              time.Now().Add(24 * time.Hour),
-			IsCA:                  true,
-			BasicConstraintsValid: true,
-			KeyUsage:              x509.KeyUsageCertSign,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-		if err != nil {
-			panic(err)
-		}
-		caCert, _ = x509.ParseCertificate(der)
-		caKey = key
-		caPool = x509.NewCertPool()
-		caPool.AddCert(caCert)
-	})
+	caOnce.Do(func() { caCert, caKey, caPool = newCA() })
+}
+
+// newCA makes a throwaway CA.
+func newCA() (*x509.Certificate, *ecdsa.PrivateKey, *x509.CertPool) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "test cluster CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		panic(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return cert, key, pool
+}
+
+// foreignTLS is a node configuration under a CA of its own.
+func foreignTLS(t testing.TB) *tls.Config {
+	t.Helper()
+	cert, key, pool := newCA()
+	return issue(t, "stranger", cert, key, pool)
 }
 
 var serial = struct {
@@ -70,6 +80,11 @@ var serial = struct {
 func nodeTLS(t testing.TB, name string) *tls.Config {
 	t.Helper()
 	testCA(t)
+	return issue(t, name, caCert, caKey, caPool)
+}
+
+func issue(t testing.TB, name string, caCert *x509.Certificate, caKey *ecdsa.PrivateKey, caPool *x509.CertPool) *tls.Config {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)

@@ -151,8 +151,9 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
-// Open starts a node over local, which the caller keeps owning (Close
-// leaves it open). With Bootstrap and no raft state in Dir it forms a
+// Open starts a node over local, which the caller keeps owning: Close
+// leaves it open, and the caller closes the Store before it (raft stops the
+// process if it cannot apply committed entries). With Bootstrap and no raft state in Dir it forms a
 // single-voter cluster; otherwise it waits for a leader to reach it (a new
 // node is added by the leader's [Store.AddVoter]). A cluster starts from
 // empty stores: a Dir without raft state over a Bolt that holds applied
@@ -199,7 +200,7 @@ func Open(local *store.Bolt, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raft: %w", err)
 	}
-	snaps, err := hraft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, newHCLogger(cfg.Logger, "raft-snapshots"))
+	snaps, err := hraft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, newHCLogger(cfg.Logger, "raft-snapshots", s.closed.Load))
 	if err != nil {
 		return nil, fmt.Errorf("raft: %w", err)
 	}
@@ -225,7 +226,7 @@ func Open(local *store.Bolt, cfg Config) (*Store, error) {
 		Stream:  s.link,
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
-		Logger:  newHCLogger(cfg.Logger, "raft-net"),
+		Logger:  newHCLogger(cfg.Logger, "raft-net", s.closed.Load),
 	})
 	closers = append(closers, s.trans.Close)
 
@@ -238,7 +239,7 @@ func Open(local *store.Bolt, cfg Config) (*Store, error) {
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.SnapshotInterval = cfg.SnapshotInterval
 	rc.TrailingLogs = cfg.TrailingLogs
-	rc.Logger = newHCLogger(cfg.Logger, "raft")
+	rc.Logger = newHCLogger(cfg.Logger, "raft", s.closed.Load)
 	notify := make(chan bool, 16)
 	rc.NotifyCh = notify
 	// The Bolt is durable and records its applied index: when it holds the
@@ -604,6 +605,7 @@ func (s *Store) watchLeadership(notify <-chan bool) {
 						s.publish(gen, true)
 						return
 					}
+					time.Sleep(10 * time.Millisecond)
 				}
 			}()
 		}
