@@ -124,6 +124,12 @@ type timing struct {
 
 var fast = timing{heartbeat: 200 * time.Millisecond, election: 200 * time.Millisecond, leaderLease: 200 * time.Millisecond, lease: time.Second}
 
+// steady is for the conformance suite, whose subtests cannot tell a
+// leadership lost under CPU starvation (the machine is shared) from a
+// failure: a longer leader lease. Its clusters are built ahead, so the
+// slower first election costs little.
+var steady = timing{heartbeat: 400 * time.Millisecond, election: 400 * time.Millisecond, leaderLease: 400 * time.Millisecond, lease: 2 * time.Second}
+
 // node is a cluster member: its Bolt, raft directory and Store.
 type node struct {
 	id   string
@@ -159,10 +165,11 @@ func newCluster(t testing.TB, n int, tm timing) *cluster {
 func startCluster(c *cluster, n int) *cluster {
 	t := c.t
 	t.Helper()
-	t.Cleanup(c.close)
 	for i := range n {
-		nd := &node{id: fmt.Sprintf("n%d", i), dir: t.TempDir(), addr: "127.0.0.1:0"}
-		c.nodes = append(c.nodes, nd)
+		c.nodes = append(c.nodes, &node{id: fmt.Sprintf("n%d", i), dir: t.TempDir(), addr: "127.0.0.1:0"})
+	}
+	t.Cleanup(c.close) // before the directories are removed
+	for i, nd := range c.nodes {
 		c.start(nd, i == 0)
 		if i == 0 {
 			c.waitLeader(nd)

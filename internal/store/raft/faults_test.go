@@ -292,7 +292,9 @@ func TestRejoinFromSnapshot(t *testing.T) {
 				}
 				want[k] = v
 			}
-			waitTruncated(t, l)
+			for _, nd := range c.running() { // whichever leads then
+				waitTruncated(t, nd)
+			}
 			c.start(x, false)
 			if remove {
 				if err := l.s.AddVoter(ctx, x.id, x.addr); err != nil {

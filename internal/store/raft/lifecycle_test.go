@@ -32,7 +32,7 @@ func TestOpenRefuses(t *testing.T) {
 		"no ClientCAs":    {func(c *Config) { c.TLS.ClientCAs = nil }, "ClientCAs"},
 		"unspecified":     {func(c *Config) { c.BindAddr = "0.0.0.0:0" }, "AdvertiseAddr"},
 		"negative lease":  {func(c *Config) { c.Lease = -time.Second }, "negative"},
-		"bad raft timing": {func(c *Config) { c.HeartbeatTimeout, c.ElectionTimeout = time.Second, 100 * time.Millisecond }, "Election"},
+		"bad raft timing": {func(c *Config) { c.HeartbeatTimeout, c.ElectionTimeout = time.Second, 100*time.Millisecond }, "Election"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
