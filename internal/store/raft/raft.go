@@ -153,12 +153,12 @@ func (c *Config) setDefaults() error {
 
 // Open starts a node over local, which the caller keeps owning: Close
 // leaves it open, and the caller closes the Store before it (raft stops the
-// process if it cannot apply committed entries). With Bootstrap and no raft state in Dir it forms a
-// single-voter cluster; otherwise it waits for a leader to reach it (a new
-// node is added by the leader's [Store.AddVoter]). A cluster starts from
-// empty stores: a Dir without raft state over a Bolt that holds applied
-// commands is refused, since the log would replay below the Bolt's applied
-// index.
+// process if it cannot apply committed entries). With Bootstrap and no raft
+// state in Dir it forms a single-voter cluster; otherwise it waits for a
+// leader to reach it (a new node is added by the leader's
+// [Store.AddVoter]). A cluster starts from empty stores: a Dir without raft
+// state over a Bolt that holds applied commands is refused, since the log
+// would replay below the Bolt's applied index.
 func Open(local *store.Bolt, cfg Config) (*Store, error) {
 	if local == nil {
 		return nil, errors.New("raft: no local store")

@@ -17,7 +17,11 @@ func TestPackageDoc(t *testing.T) { pkgdoc.Check(t, ".") }
 // TestConformance runs the store suite on a 3-node cluster per subtest,
 // through a follower and through the leader by turns.
 func TestConformance(t *testing.T) {
-	clusters := newPrebuilder(t, 3, steady, 6, 6)
+	workers := 6
+	if raceEnabled {
+		workers = 3
+	}
+	clusters := newPrebuilder(t, 3, steady, workers, workers)
 	n := 0
 	storetest.Run(t, func(t *testing.T) store.Store {
 		c := clusters.take(t)
