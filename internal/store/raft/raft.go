@@ -82,8 +82,12 @@ const (
 )
 
 // applyTimeout bounds an Apply that finds no leader, and the wait of a
-// follower for its own copy of a forwarded write.
-const applyTimeout = 10 * time.Second
+// follower for its own copy of a forwarded write. takenTimeout bounds the
+// wait for a command the leader took (it is then of unknown outcome).
+const (
+	applyTimeout = 10 * time.Second
+	takenTimeout = 30 * time.Second
+)
 
 // ErrNotLeader is returned by the operations only the leader can do
 // (membership changes, leadership transfer) on another node. It wraps
@@ -300,8 +304,8 @@ func (s *Store) Close() error {
 // right after sees it. Without a leader Apply retries for up to 10s (or
 // until ctx is done), then fails with an error wrapping
 // store.ErrUnavailable; so does a command whose outcome cannot be known (the
-// leader was lost after taking it): such an error says so, and the command
-// may have been applied.
+// leader was lost after taking it, no answer within 30s): such an error
+// says so, and the command may have been applied.
 func (s *Store) Apply(ctx context.Context, cmd store.Command) error {
 	if s.closed.Load() {
 		return store.ErrClosed
@@ -316,6 +320,7 @@ func (s *Store) Apply(ctx context.Context, cmd store.Command) error {
 	if err != nil {
 		return err
 	}
+	caller := ctx
 	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
 	defer cancel()
 	backoff := 5 * time.Millisecond
@@ -325,9 +330,9 @@ func (s *Store) Apply(ctx context.Context, cmd store.Command) error {
 		}
 		var retry bool
 		if s.raft.State() == hraft.Leader {
-			retry, err = s.applyLocal(ctx, data)
+			retry, err = s.applyLocal(ctx, caller, data)
 		} else if addr, _ := s.raft.LeaderWithID(); addr != "" {
-			retry, err = s.applyForward(ctx, string(addr), data)
+			retry, err = s.applyForward(ctx, caller, string(addr), data)
 		} else {
 			retry, err = true, errors.New("no leader")
 		}
@@ -352,8 +357,8 @@ func ambiguous(why any) error {
 
 // applyLocal applies data on this node as the leader; retry tells that it
 // was not taken and may be tried again.
-func (s *Store) applyLocal(ctx context.Context, data []byte) (retry bool, err error) {
-	_, resp, err := s.raftApply(ctx, data)
+func (s *Store) applyLocal(ctx, caller context.Context, data []byte) (retry bool, err error) {
+	_, resp, err := s.raftApply(ctx, caller, data)
 	switch {
 	case err == nil:
 		res, _ := resp.(error)
@@ -377,9 +382,15 @@ var (
 // error or nil); err wraps errNotTaken (safe to retry), is errShutdown (raft
 // shut down: the command may have been committed), or tells another
 // unknown outcome.
-func (s *Store) raftApply(ctx context.Context, data []byte) (index uint64, resp any, err error) {
+//
+// The enqueue waits within ctx; once taken, the command is waited for up to
+// takenTimeout within caller (a large command takes a while to commit and
+// apply, and giving up on it early only makes its outcome unknown).
+func (s *Store) raftApply(ctx, caller context.Context, data []byte) (index uint64, resp any, err error) {
 	f := s.raft.Apply(data, timeoutOf(ctx))
-	err = waitFuture(ctx, f)
+	wctx, cancel := context.WithTimeout(caller, takenTimeout)
+	defer cancel()
+	err = waitFuture(wctx, f)
 	switch {
 	case err == nil:
 		return f.Index(), f.Response(), nil
@@ -405,10 +416,13 @@ func waitFuture(ctx context.Context, f hraft.Future) error {
 	}
 }
 
-// applyForward sends data to the leader at addr and, once applied there,
-// waits for this node to apply it.
-func (s *Store) applyForward(ctx context.Context, addr string, data []byte) (retry bool, err error) {
-	reply, sent, err := s.link.call(ctx, addr, tagForward, data)
+// applyForward sends data to the leader at addr within ctx and, once
+// applied there, waits for this node to apply it: up to 10s more within
+// caller's ctx (the retries may have used most of ctx).
+func (s *Store) applyForward(ctx, caller context.Context, addr string, data []byte) (retry bool, err error) {
+	cctx, cancel := context.WithTimeout(caller, takenTimeout)
+	defer cancel()
+	reply, sent, err := s.link.call(cctx, addr, tagForward, data)
 	if err != nil {
 		if !sent {
 			return true, fmt.Errorf("forward to %s: %v", addr, err)
@@ -428,7 +442,9 @@ func (s *Store) applyForward(ctx context.Context, addr string, data []byte) (ret
 	if r.Code != "" || r.Message != "" {
 		return false, store.ErrorFromCode(r.Code, r.Message)
 	}
-	if err := s.fsm.waitApplied(ctx, r.Index); err != nil {
+	wctx, cancel := context.WithTimeout(caller, applyTimeout)
+	defer cancel()
+	if err := s.fsm.waitApplied(wctx, r.Index); err != nil {
 		if s.closed.Load() {
 			return false, store.ErrClosed
 		}
@@ -460,7 +476,7 @@ func (s *Store) serveForward(data []byte) forwardReply {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), applyTimeout)
 	defer cancel()
-	idx, resp, err := s.raftApply(ctx, data)
+	idx, resp, err := s.raftApply(ctx, context.Background(), data)
 	switch {
 	case err == nil:
 		r := forwardReply{Outcome: outcomeApplied, Index: idx}
