@@ -126,9 +126,9 @@ var fast = timing{heartbeat: 200 * time.Millisecond, election: 200 * time.Millis
 
 // steady is for the conformance suite, whose subtests cannot tell a
 // leadership lost under CPU starvation (the machine is shared) from a
-// failure: a longer leader lease. Its clusters are built ahead, so the
+// failure: a longer leader lease (the defaults'). Its clusters are built ahead, so the
 // slower first election costs little.
-var steady = timing{heartbeat: 400 * time.Millisecond, election: 400 * time.Millisecond, leaderLease: 400 * time.Millisecond, lease: 2 * time.Second}
+var steady = timing{heartbeat: 500 * time.Millisecond, election: 500 * time.Millisecond, leaderLease: 500 * time.Millisecond, lease: 2 * time.Second}
 
 // node is a cluster member: its Bolt, raft directory and Store.
 type node struct {

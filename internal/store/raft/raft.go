@@ -390,7 +390,7 @@ func (s *Store) raftApply(ctx, caller context.Context, data []byte) (index uint6
 	f := s.raft.Apply(data, timeoutOf(ctx))
 	wctx, cancel := context.WithTimeout(caller, takenTimeout)
 	defer cancel()
-	err = waitFuture(wctx, f)
+	err = s.await(wctx, f)
 	switch {
 	case err == nil:
 		return f.Index(), f.Response(), nil
@@ -404,8 +404,9 @@ func (s *Store) raftApply(ctx, caller context.Context, data []byte) (index uint6
 	}
 }
 
-// waitFuture waits for f or ctx.
-func waitFuture(ctx context.Context, f hraft.Future) error {
+// await waits for f, ctx or Close. A future raft never answers (one in
+// flight when raft shut down) ends with Close as hraft.ErrRaftShutdown.
+func (s *Store) await(ctx context.Context, f hraft.Future) error {
 	ch := make(chan error, 1)
 	go func() { ch <- f.Error() }()
 	select {
@@ -413,6 +414,13 @@ func waitFuture(ctx context.Context, f hraft.Future) error {
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-s.done:
+		select {
+		case err := <-ch:
+			return err
+		case <-time.After(time.Second):
+			return hraft.ErrRaftShutdown
+		}
 	}
 }
 
@@ -564,7 +572,7 @@ func (s *Store) WaitLeader(ctx context.Context) error {
 			return store.ErrClosed
 		}
 		if s.raft.State() == hraft.Leader {
-			if err := waitFuture(ctx, s.raft.Barrier(time.Second)); err == nil {
+			if err := s.await(ctx, s.raft.Barrier(time.Second)); err == nil {
 				return nil
 			}
 		} else if addr, _ := s.raft.LeaderWithID(); addr != "" {
@@ -617,7 +625,7 @@ func (s *Store) watchLeadership(notify <-chan bool) {
 			go func() {
 				defer s.wg.Done()
 				for s.raft.State() == hraft.Leader && !s.closed.Load() {
-					if s.raft.Barrier(applyTimeout).Error() == nil {
+					if s.await(context.Background(), s.raft.Barrier(applyTimeout)) == nil {
 						s.publish(gen, true)
 						return
 					}
