@@ -442,6 +442,37 @@ func put(s store.Store, key, value string) error {
 	return s.Apply(ctx, store.PutRegionValue{Key: key, Value: []byte(value)})
 }
 
+// mustPut puts a value, retrying while the cluster is unavailable: an
+// ambiguous put of the same value is safe to repeat.
+func mustPut(t testing.TB, s store.Store, key, value string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := put(s, key, value)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, store.ErrUnavailable) || time.Now().After(deadline) {
+			t.Fatalf("put %s: %v", key, err)
+		}
+	}
+}
+
+// onLeader runs op on the leader until it does not fail for want of one.
+func (c *cluster) onLeader(op func(*Store) error) {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := op(c.leader().s)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, store.ErrUnavailable) || time.Now().After(deadline) {
+			c.t.Fatal(err)
+		}
+	}
+}
+
 func get(s store.Store, key string) (string, error) {
 	var v []byte
 	err := s.View(context.Background(), func(r store.Reader) error {

@@ -184,7 +184,5 @@ func TestLeadership(t *testing.T) {
 		t.Errorf("WaitLeader after Close: %v", err)
 	}
 	// The others elect a new leader and go on.
-	if err := put(c.follower().s, "after", "1"); err != nil {
-		t.Fatal(err)
-	}
+	mustPut(t, c.follower().s, "after", "1")
 }

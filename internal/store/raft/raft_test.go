@@ -41,9 +41,7 @@ func TestForwarding(t *testing.T) {
 	f := c.follower().s
 	for i := range 30 {
 		v := fmt.Sprint("v", i)
-		if err := put(f, "k", v); err != nil {
-			t.Fatalf("put %d: %v", i, err)
-		}
+		mustPut(t, f, "k", v)
 		if got, err := get(f, "k"); err != nil || got != v {
 			t.Fatalf("read after write %d: %q, %v; want %q", i, got, err, v)
 		}
@@ -89,9 +87,7 @@ func TestForwarding(t *testing.T) {
 // leader; membership operations are refused on followers.
 func TestMembers(t *testing.T) {
 	c := newCluster(t, 3, fast)
-	if err := put(c.follower().s, "k", "v"); err != nil {
-		t.Fatal(err)
-	}
+	mustPut(t, c.follower().s, "k", "v")
 	c.waitConverged()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
