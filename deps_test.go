@@ -91,6 +91,10 @@ func TestBoundariesCatch(t *testing.T) {
 			"internal/keys imports net/http"},
 		"backup imports bbolt": {[]pkgInfo{{ImportPath: "tresor/internal/backup", Imports: []string{"go.etcd.io/bbolt"}}},
 			"internal/backup imports go.etcd.io/bbolt"},
+		"porcupine outside tests": {[]pkgInfo{{ImportPath: "tresor/internal/store/raft", Imports: []string{"github.com/anishathalye/porcupine"}}},
+			"internal/store/raft imports github.com/anishathalye/porcupine: only tests may"},
+		"raft-boltdb outside store/raft": {[]pkgInfo{{ImportPath: "tresor/internal/store", Imports: []string{"github.com/hashicorp/raft-boltdb/v2"}}},
+			"internal/store imports github.com/hashicorp/raft-boltdb/v2"},
 		"bbolt subpackage": {[]pkgInfo{{ImportPath: "tresor/internal/keys", Imports: []string{"go.etcd.io/bbolt/errors"}}},
 			"internal/keys imports go.etcd.io/bbolt/errors"},
 		"client reaches keys": {[]pkgInfo{
@@ -158,7 +162,11 @@ func checkBoundaries(pkgs []pkgInfo) []error {
 		for _, imp := range p.Imports {
 			for _, r := range importRules {
 				if under(imp, r.imp) && !slices.Contains(r.allowed, rel(p.ImportPath)) {
-					errs = append(errs, fmt.Errorf("%s imports %s: only %s may", rel(p.ImportPath), imp, strings.Join(r.allowed, ", ")))
+					who := "only " + strings.Join(r.allowed, ", ") + " may"
+					if len(r.allowed) == 0 {
+						who = "only tests may"
+					}
+					errs = append(errs, fmt.Errorf("%s imports %s: %s", rel(p.ImportPath), imp, who))
 				}
 			}
 		}

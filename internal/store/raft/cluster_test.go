@@ -35,29 +35,39 @@ var (
 
 func testCA(t testing.TB) {
 	t.Helper()
-	caOnce.Do(func() {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			panic(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber:          big.NewInt(1),
-			Subject:               pkix.Name{CommonName: "test cluster CA"},
-			NotBefore:             time.Now().Add(-time.Hour),
-			NotAfter:              time.Now().Add(24 * time.Hour),
-			IsCA:                  true,
-			BasicConstraintsValid: true,
-			KeyUsage:              x509.KeyUsageCertSign,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-		if err != nil {
-			panic(err)
-		}
-		caCert, _ = x509.ParseCertificate(der)
-		caKey = key
-		caPool = x509.NewCertPool()
-		caPool.AddCert(caCert)
-	})
+	caOnce.Do(func() { caCert, caKey, caPool = newCA() })
+}
+
+// newCA makes a throwaway CA.
+func newCA() (*x509.Certificate, *ecdsa.PrivateKey, *x509.CertPool) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "test cluster CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		panic(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return cert, key, pool
+}
+
+// foreignTLS is a node configuration under a CA of its own.
+func foreignTLS(t testing.TB) *tls.Config {
+	t.Helper()
+	cert, key, pool := newCA()
+	return issue(t, "stranger", cert, key, pool)
 }
 
 var serial = struct {
@@ -70,6 +80,11 @@ var serial = struct {
 func nodeTLS(t testing.TB, name string) *tls.Config {
 	t.Helper()
 	testCA(t)
+	return issue(t, name, caCert, caKey, caPool)
+}
+
+func issue(t testing.TB, name string, caCert *x509.Certificate, caKey *ecdsa.PrivateKey, caPool *x509.CertPool) *tls.Config {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -109,6 +124,12 @@ type timing struct {
 
 var fast = timing{heartbeat: 200 * time.Millisecond, election: 200 * time.Millisecond, leaderLease: 200 * time.Millisecond, lease: time.Second}
 
+// steady is for the conformance suite, whose subtests cannot tell a
+// leadership lost under CPU starvation (the machine is shared) from a
+// failure: a longer leader lease (the defaults'). Its clusters are built ahead, so the
+// slower first election costs little.
+var steady = timing{heartbeat: 500 * time.Millisecond, election: 500 * time.Millisecond, leaderLease: 500 * time.Millisecond, lease: 2 * time.Second}
+
 // node is a cluster member: its Bolt, raft directory and Store.
 type node struct {
 	id   string
@@ -144,10 +165,11 @@ func newCluster(t testing.TB, n int, tm timing) *cluster {
 func startCluster(c *cluster, n int) *cluster {
 	t := c.t
 	t.Helper()
-	t.Cleanup(c.close)
 	for i := range n {
-		nd := &node{id: fmt.Sprintf("n%d", i), dir: t.TempDir(), addr: "127.0.0.1:0"}
-		c.nodes = append(c.nodes, nd)
+		c.nodes = append(c.nodes, &node{id: fmt.Sprintf("n%d", i), dir: t.TempDir(), addr: "127.0.0.1:0"})
+	}
+	t.Cleanup(c.close) // before the directories are removed
+	for i, nd := range c.nodes {
 		c.start(nd, i == 0)
 		if i == 0 {
 			c.waitLeader(nd)
@@ -418,6 +440,37 @@ func put(s store.Store, key, value string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	return s.Apply(ctx, store.PutRegionValue{Key: key, Value: []byte(value)})
+}
+
+// mustPut puts a value, retrying while the cluster is unavailable: an
+// ambiguous put of the same value is safe to repeat.
+func mustPut(t testing.TB, s store.Store, key, value string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := put(s, key, value)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, store.ErrUnavailable) || time.Now().After(deadline) {
+			t.Fatalf("put %s: %v", key, err)
+		}
+	}
+}
+
+// onLeader runs op on the leader until it does not fail for want of one.
+func (c *cluster) onLeader(op func(*Store) error) {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := op(c.leader().s)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, store.ErrUnavailable) || time.Now().After(deadline) {
+			c.t.Fatal(err)
+		}
+	}
 }
 
 func get(s store.Store, key string) (string, error) {

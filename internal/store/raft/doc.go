@@ -37,10 +37,12 @@
 // after sees the write (read-your-writes). Store errors keep their
 // sentinels across the link ([store.ErrorCode], [store.ErrorFromCode]).
 // Without a leader (an election) Apply retries for up to 10 seconds, then
-// fails with an error wrapping [store.ErrUnavailable]. A command whose
-// outcome cannot be known (the leader was lost after taking it, the
-// connection broke before the answer) also fails with an error wrapping
-// [store.ErrUnavailable] that says the command may have been applied.
+// fails with an error wrapping [store.ErrUnavailable]. Once the leader has
+// taken a command, Apply waits up to 30 seconds for its outcome. A command
+// whose outcome cannot be known (the leader was lost after taking it, the
+// connection broke before the answer, the wait ran out) also fails with an
+// error wrapping [store.ErrUnavailable] that says the command may have
+// been applied.
 //
 // # Reads and the lease
 //

@@ -11,8 +11,10 @@ import (
 )
 
 // newHCLogger bridges raft's hclog output to log at Warn and above (raft is
-// chatty at Info). A nil log discards it.
-func newHCLogger(log *slog.Logger, name string) hclog.Logger {
+// chatty at Info). A nil log discards it. While quiet returns true (the
+// node is closing: raft reports the connections it loses as errors) the
+// records go out at Debug.
+func newHCLogger(log *slog.Logger, name string, quiet func() bool) hclog.Logger {
 	if log == nil {
 		return hclog.NewNullLogger()
 	}
@@ -20,12 +22,15 @@ func newHCLogger(log *slog.Logger, name string) hclog.Logger {
 		Name:       name,
 		Level:      hclog.Warn,
 		JSONFormat: true,
-		Output:     slogWriter{log},
+		Output:     slogWriter{log, quiet},
 	})
 }
 
 // slogWriter turns hclog's JSON lines into slog records.
-type slogWriter struct{ log *slog.Logger }
+type slogWriter struct {
+	log   *slog.Logger
+	quiet func() bool
+}
 
 func (w slogWriter) Write(p []byte) (int, error) {
 	for line := range strings.SplitSeq(strings.TrimSpace(string(p)), "\n") {
@@ -41,6 +46,9 @@ func (w slogWriter) Write(p []byte) (int, error) {
 		case "info":
 			level = slog.LevelInfo
 		case "debug", "trace":
+			level = slog.LevelDebug
+		}
+		if w.quiet != nil && w.quiet() {
 			level = slog.LevelDebug
 		}
 		msg, _ := m["@message"].(string)

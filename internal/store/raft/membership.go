@@ -36,7 +36,7 @@ const statusTimeout = time.Second
 // configuration returns the latest configuration.
 func (s *Store) configuration(ctx context.Context) ([]hraft.Server, error) {
 	f := s.raft.GetConfiguration()
-	if err := waitFuture(ctx, f); err != nil {
+	if err := s.await(ctx, f); err != nil {
 		return nil, s.raftErr(err)
 	}
 	return f.Configuration().Servers, nil
@@ -70,7 +70,7 @@ func (s *Store) AddVoter(ctx context.Context, id, addr string) error {
 			return nil
 		}
 	}
-	if err := waitFuture(ctx, s.raft.AddVoter(hraft.ServerID(id), hraft.ServerAddress(addr), 0, timeoutOf(ctx))); err != nil {
+	if err := s.await(ctx, s.raft.AddVoter(hraft.ServerID(id), hraft.ServerAddress(addr), 0, timeoutOf(ctx))); err != nil {
 		return s.raftErr(err)
 	}
 	return nil
@@ -94,7 +94,7 @@ func (s *Store) RemoveServer(ctx context.Context, id string) error {
 	if !found {
 		return nil
 	}
-	if err := waitFuture(ctx, s.raft.RemoveServer(hraft.ServerID(id), 0, timeoutOf(ctx))); err != nil {
+	if err := s.await(ctx, s.raft.RemoveServer(hraft.ServerID(id), 0, timeoutOf(ctx))); err != nil {
 		return s.raftErr(err)
 	}
 	return nil
@@ -126,7 +126,7 @@ func (s *Store) TransferLeadership(ctx context.Context, to string) error {
 			return fmt.Errorf("raft: no server %q in the configuration", to)
 		}
 	}
-	if err := waitFuture(ctx, f); err != nil {
+	if err := s.await(ctx, f); err != nil {
 		return s.raftErr(err)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 )
 
 // The conformance suite wants a new, empty store for each of its ~300
@@ -86,6 +87,9 @@ type prebuilder struct {
 	ch   chan built
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	mu     sync.Mutex
+	waited time.Duration // by take, for the log
 }
 
 func newPrebuilder(t *testing.T, n int, tm timing, ahead, workers int) *prebuilder {
@@ -111,6 +115,7 @@ func newPrebuilder(t *testing.T, n int, tm timing, ahead, workers int) *prebuild
 		})
 	}
 	t.Cleanup(func() {
+		t.Logf("waited %s for clusters", p.waited)
 		close(p.stop)
 		go func() {
 			for b := range p.ch {
@@ -126,7 +131,11 @@ func newPrebuilder(t *testing.T, n int, tm timing, ahead, workers int) *prebuild
 // take returns a cluster for t, closed when t ends.
 func (p *prebuilder) take(t *testing.T) *cluster {
 	t.Helper()
+	t0 := time.Now()
 	b := <-p.ch
+	p.mu.Lock()
+	p.waited += time.Since(t0)
+	p.mu.Unlock()
 	t.Cleanup(b.tb.release)
 	if b.err != nil {
 		t.Fatalf("building a cluster: %v", b.err)

@@ -82,8 +82,12 @@ const (
 )
 
 // applyTimeout bounds an Apply that finds no leader, and the wait of a
-// follower for its own copy of a forwarded write.
-const applyTimeout = 10 * time.Second
+// follower for its own copy of a forwarded write. takenTimeout bounds the
+// wait for a command the leader took (it is then of unknown outcome).
+const (
+	applyTimeout = 10 * time.Second
+	takenTimeout = 30 * time.Second
+)
 
 // ErrNotLeader is returned by the operations only the leader can do
 // (membership changes, leadership transfer) on another node. It wraps
@@ -155,13 +159,14 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
-// Open starts a node over local, which the caller keeps owning (Close
-// leaves it open). With Bootstrap and no raft state in Dir it forms a
-// single-voter cluster; otherwise it waits for a leader to reach it (a new
-// node is added by the leader's [Store.AddVoter]). A cluster starts from
-// empty stores: a Dir without raft state over a Bolt that holds applied
-// commands is refused, since the log would replay below the Bolt's applied
-// index.
+// Open starts a node over local, which the caller keeps owning: Close
+// leaves it open, and the caller closes the Store before it (raft stops the
+// process if it cannot apply committed entries). With Bootstrap and no raft
+// state in Dir it forms a single-voter cluster; otherwise it waits for a
+// leader to reach it (a new node is added by the leader's
+// [Store.AddVoter]). A cluster starts from empty stores: a Dir without raft
+// state over a Bolt that holds applied commands is refused, since the log
+// would replay below the Bolt's applied index.
 func Open(local *store.Bolt, cfg Config) (*Store, error) {
 	if local == nil {
 		return nil, errors.New("raft: no local store")
@@ -203,7 +208,7 @@ func Open(local *store.Bolt, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raft: %w", err)
 	}
-	snaps, err := hraft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, newHCLogger(cfg.Logger, "raft-snapshots"))
+	snaps, err := hraft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, newHCLogger(cfg.Logger, "raft-snapshots", s.closed.Load))
 	if err != nil {
 		return nil, fmt.Errorf("raft: %w", err)
 	}
@@ -229,7 +234,7 @@ func Open(local *store.Bolt, cfg Config) (*Store, error) {
 		Stream:  s.link,
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
-		Logger:  newHCLogger(cfg.Logger, "raft-net"),
+		Logger:  newHCLogger(cfg.Logger, "raft-net", s.closed.Load),
 	})
 	closers = append(closers, s.trans.Close)
 
@@ -242,7 +247,7 @@ func Open(local *store.Bolt, cfg Config) (*Store, error) {
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.SnapshotInterval = cfg.SnapshotInterval
 	rc.TrailingLogs = cfg.TrailingLogs
-	rc.Logger = newHCLogger(cfg.Logger, "raft")
+	rc.Logger = newHCLogger(cfg.Logger, "raft", s.closed.Load)
 	notify := make(chan bool, 16)
 	rc.NotifyCh = notify
 	// The Bolt is durable and records its applied index: when it holds the
@@ -303,8 +308,8 @@ func (s *Store) Close() error {
 // right after sees it. Without a leader Apply retries for up to 10s (or
 // until ctx is done), then fails with an error wrapping
 // store.ErrUnavailable; so does a command whose outcome cannot be known (the
-// leader was lost after taking it): such an error says so, and the command
-// may have been applied.
+// leader was lost after taking it, no answer within 30s): such an error
+// says so, and the command may have been applied.
 func (s *Store) Apply(ctx context.Context, cmd store.Command) error {
 	if s.closed.Load() {
 		return store.ErrClosed
@@ -319,6 +324,7 @@ func (s *Store) Apply(ctx context.Context, cmd store.Command) error {
 	if err != nil {
 		return err
 	}
+	caller := ctx
 	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
 	defer cancel()
 	backoff := 5 * time.Millisecond
@@ -328,9 +334,9 @@ func (s *Store) Apply(ctx context.Context, cmd store.Command) error {
 		}
 		var retry bool
 		if s.raft.State() == hraft.Leader {
-			retry, err = s.applyLocal(ctx, data)
+			retry, err = s.applyLocal(ctx, caller, data)
 		} else if addr, _ := s.raft.LeaderWithID(); addr != "" {
-			retry, err = s.applyForward(ctx, string(addr), data)
+			retry, err = s.applyForward(ctx, caller, string(addr), data)
 		} else {
 			retry, err = true, errors.New("no leader")
 		}
@@ -355,8 +361,8 @@ func ambiguous(why any) error {
 
 // applyLocal applies data on this node as the leader; retry tells that it
 // was not taken and may be tried again.
-func (s *Store) applyLocal(ctx context.Context, data []byte) (retry bool, err error) {
-	_, resp, err := s.raftApply(ctx, data)
+func (s *Store) applyLocal(ctx, caller context.Context, data []byte) (retry bool, err error) {
+	_, resp, err := s.raftApply(ctx, caller, data)
 	switch {
 	case err == nil:
 		res, _ := resp.(error)
@@ -380,9 +386,15 @@ var (
 // error or nil); err wraps errNotTaken (safe to retry), is errShutdown (raft
 // shut down: the command may have been committed), or tells another
 // unknown outcome.
-func (s *Store) raftApply(ctx context.Context, data []byte) (index uint64, resp any, err error) {
+//
+// The enqueue waits within ctx; once taken, the command is waited for up to
+// takenTimeout within caller (a large command takes a while to commit and
+// apply, and giving up on it early only makes its outcome unknown).
+func (s *Store) raftApply(ctx, caller context.Context, data []byte) (index uint64, resp any, err error) {
 	f := s.raft.Apply(data, timeoutOf(ctx))
-	err = waitFuture(ctx, f)
+	wctx, cancel := context.WithTimeout(caller, takenTimeout)
+	defer cancel()
+	err = s.await(wctx, f)
 	switch {
 	case err == nil:
 		return f.Index(), f.Response(), nil
@@ -396,8 +408,9 @@ func (s *Store) raftApply(ctx context.Context, data []byte) (index uint64, resp 
 	}
 }
 
-// waitFuture waits for f or ctx.
-func waitFuture(ctx context.Context, f hraft.Future) error {
+// await waits for f, ctx or Close. A future raft never answers (one in
+// flight when raft shut down) ends with Close as hraft.ErrRaftShutdown.
+func (s *Store) await(ctx context.Context, f hraft.Future) error {
 	ch := make(chan error, 1)
 	go func() { ch <- f.Error() }()
 	select {
@@ -405,13 +418,23 @@ func waitFuture(ctx context.Context, f hraft.Future) error {
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-s.done:
+		select {
+		case err := <-ch:
+			return err
+		case <-time.After(time.Second):
+			return hraft.ErrRaftShutdown
+		}
 	}
 }
 
-// applyForward sends data to the leader at addr and, once applied there,
-// waits for this node to apply it.
-func (s *Store) applyForward(ctx context.Context, addr string, data []byte) (retry bool, err error) {
-	reply, sent, err := s.link.call(ctx, addr, tagForward, data)
+// applyForward sends data to the leader at addr within ctx and, once
+// applied there, waits for this node to apply it: up to 10s more within
+// caller's ctx (the retries may have used most of ctx).
+func (s *Store) applyForward(ctx, caller context.Context, addr string, data []byte) (retry bool, err error) {
+	cctx, cancel := context.WithTimeout(caller, takenTimeout)
+	defer cancel()
+	reply, sent, err := s.link.call(cctx, addr, tagForward, data)
 	if err != nil {
 		if !sent {
 			return true, fmt.Errorf("forward to %s: %v", addr, err)
@@ -431,7 +454,9 @@ func (s *Store) applyForward(ctx context.Context, addr string, data []byte) (ret
 	if r.Code != "" || r.Message != "" {
 		return false, store.ErrorFromCode(r.Code, r.Message)
 	}
-	if err := s.fsm.waitApplied(ctx, r.Index); err != nil {
+	wctx, cancel := context.WithTimeout(caller, applyTimeout)
+	defer cancel()
+	if err := s.fsm.waitApplied(wctx, r.Index); err != nil {
 		if s.closed.Load() {
 			return false, store.ErrClosed
 		}
@@ -463,7 +488,7 @@ func (s *Store) serveForward(data []byte) forwardReply {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), applyTimeout)
 	defer cancel()
-	idx, resp, err := s.raftApply(ctx, data)
+	idx, resp, err := s.raftApply(ctx, context.Background(), data)
 	switch {
 	case err == nil:
 		r := forwardReply{Outcome: outcomeApplied, Index: idx}
@@ -554,7 +579,7 @@ func (s *Store) WaitLeader(ctx context.Context) error {
 			return store.ErrClosed
 		}
 		if s.raft.State() == hraft.Leader {
-			if err := waitFuture(ctx, s.raft.Barrier(time.Second)); err == nil {
+			if err := s.await(ctx, s.raft.Barrier(time.Second)); err == nil {
 				return nil
 			}
 		} else if addr, _ := s.raft.LeaderWithID(); addr != "" {
@@ -607,10 +632,11 @@ func (s *Store) watchLeadership(notify <-chan bool) {
 			go func() {
 				defer s.wg.Done()
 				for s.raft.State() == hraft.Leader && !s.closed.Load() {
-					if s.raft.Barrier(applyTimeout).Error() == nil {
+					if s.await(context.Background(), s.raft.Barrier(applyTimeout)) == nil {
 						s.publish(gen, true)
 						return
 					}
+					time.Sleep(10 * time.Millisecond)
 				}
 			}()
 		}

@@ -17,7 +17,11 @@ func TestPackageDoc(t *testing.T) { pkgdoc.Check(t, ".") }
 // TestConformance runs the store suite on a 3-node cluster per subtest,
 // through a follower and through the leader by turns.
 func TestConformance(t *testing.T) {
-	clusters := newPrebuilder(t, 3, fast, 4, 4)
+	workers := 6
+	if raceEnabled {
+		workers = 3
+	}
+	clusters := newPrebuilder(t, 3, steady, workers, workers)
 	n := 0
 	storetest.Run(t, func(t *testing.T) store.Store {
 		c := clusters.take(t)
@@ -37,9 +41,7 @@ func TestForwarding(t *testing.T) {
 	f := c.follower().s
 	for i := range 30 {
 		v := fmt.Sprint("v", i)
-		if err := put(f, "k", v); err != nil {
-			t.Fatalf("put %d: %v", i, err)
-		}
+		mustPut(t, f, "k", v)
 		if got, err := get(f, "k"); err != nil || got != v {
 			t.Fatalf("read after write %d: %q, %v; want %q", i, got, err, v)
 		}
@@ -85,9 +87,7 @@ func TestForwarding(t *testing.T) {
 // leader; membership operations are refused on followers.
 func TestMembers(t *testing.T) {
 	c := newCluster(t, 3, fast)
-	if err := put(c.follower().s, "k", "v"); err != nil {
-		t.Fatal(err)
-	}
+	mustPut(t, c.follower().s, "k", "v")
 	c.waitConverged()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
