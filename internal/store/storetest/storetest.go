@@ -103,7 +103,11 @@ func mustApply(t *testing.T, s store.Store, cmds ...store.Command) {
 	t.Helper()
 	for _, cmd := range cmds {
 		if err := apply(s, cmd); err != nil {
-			t.Fatalf("Apply(%s %+v): %v", cmd.CommandType(), cmd, err)
+			desc := fmt.Sprintf("%+v", cmd)
+			if len(desc) > 500 { // a command of thousands of values
+				desc = desc[:500] + "…"
+			}
+			t.Fatalf("Apply(%s %s): %v", cmd.CommandType(), desc, err)
 		}
 	}
 }
