@@ -106,15 +106,7 @@ func (a *API) clusterRemove(w http.ResponseWriter, r *http.Request, rc *reqCtx) 
 	if err != nil {
 		return err
 	}
-	if err := c.Remove(r.Context(), r.PathValue("id")); err != nil {
-		return err
-	}
-	st, err := c.Status(r.Context())
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, st)
-	return nil
+	return changeThenStatus(w, r, c, func() error { return c.Remove(r.Context(), r.PathValue("id")) })
 }
 
 func (a *API) clusterTransfer(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
@@ -126,7 +118,13 @@ func (a *API) clusterTransfer(w http.ResponseWriter, r *http.Request, rc *reqCtx
 	if err := decodeJSONStrict(r, &body); err != nil {
 		return err
 	}
-	if err := c.TransferLeadership(r.Context(), body.To); err != nil {
+	return changeThenStatus(w, r, c, func() error { return c.TransferLeadership(r.Context(), body.To) })
+}
+
+// changeThenStatus makes a membership change and answers the cluster's
+// state after it.
+func changeThenStatus(w http.ResponseWriter, r *http.Request, c Cluster, change func() error) error {
+	if err := change(); err != nil {
 		return err
 	}
 	st, err := c.Status(r.Context())
