@@ -120,6 +120,7 @@ and writes the credentials as export lines to {data-dir}/dev.env.`,
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "server log format: text or json")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "least level logged: debug, info, warn or error (debug adds why tokens were refused)")
 	f.StringVar(&cfg.AdminListen, "admin-listen", "", "address of the plain-HTTP admin listener for /metrics, /healthz and /readyz (default: none; keep it on loopback or a private network)")
+	f.BoolVar(&cfg.Pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ on the admin listener (needs --admin-listen)")
 	return cmd
 }
 
@@ -165,6 +166,7 @@ func overlayFlags(cmd *cobra.Command, dst *Config, src Config) {
 	set("log-format", func() { dst.LogFormat = src.LogFormat })
 	set("log-level", func() { dst.LogLevel = src.LogLevel })
 	set("admin-listen", func() { dst.AdminListen = src.AdminListen })
+	set("pprof", func() { dst.Pprof = src.Pprof })
 }
 
 func portOf(addr string) int {
