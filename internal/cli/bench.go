@@ -31,6 +31,7 @@ type benchFlags struct {
 	svg         string
 	admin       bool
 	adminKeys   int
+	cpuprofile  string
 }
 
 // benchPlan is what the flags ask for, checked.
@@ -101,6 +102,7 @@ memory per 10,000 keys.`,
 	f.StringVar(&fl.svg, "svg", "", "write a bar chart of ops/s per operation, with both ceilings marked, to this file")
 	f.BoolVar(&fl.admin, "admin", false, "measure the admin path (with --dev): create-key rates, security-domain download, backup, restore, memory")
 	f.IntVar(&fl.adminKeys, "admin-keys", 5000, "keys to back up and restore with --admin")
+	f.StringVar(&fl.cpuprofile, "cpuprofile", "", "with --dev: write the region's CPU profile of each Tresor measurement to {this}-{key}-{op}-c{concurrency}.pprof (the region serves /debug/pprof on its admin listener, --pprof)")
 	cmd.AddCommand(a.bareServerCommand())
 	return cmd
 }
@@ -115,6 +117,8 @@ func (fl *benchFlags) check(cmd *cobra.Command) (benchPlan, error) {
 		return p, usagef(cmd, "--dev or --hsm-name is required")
 	case fl.admin && !fl.dev:
 		return p, usagef(cmd, "--admin needs --dev: it creates thousands of keys and a second HSM")
+	case fl.cpuprofile != "" && !fl.dev:
+		return p, usagef(cmd, "--cpuprofile needs --dev: it profiles the region bench starts")
 	case fl.duration <= 0:
 		return p, usagef(cmd, "--duration must be positive")
 	case fl.adminKeys < 1:
@@ -280,7 +284,11 @@ func (r *benchRun) connect(ctx context.Context) error {
 	var cfg client.Config
 	if r.fl.dev {
 		r.note("starting tresor server --dev (a child process) …")
-		region, err := startDevRegion(ctx)
+		var extra []string
+		if r.fl.cpuprofile != "" {
+			extra = append(extra, "--pprof")
+		}
+		region, err := startDevRegion(ctx, extra...)
 		if err != nil {
 			return err
 		}
@@ -429,6 +437,15 @@ func (r *benchRun) run(ctx context.Context, who string, w *bench.Workload, t tar
 	l := newLoader(t, c, r.runID)
 	defer l.close()
 	label := fmt.Sprintf("%s %s c=%d %s", w.Key, w.Op, c, who)
+	if who == "tresor" && r.fl.cpuprofile != "" && r.region != nil {
+		file := fmt.Sprintf("%s-%s-%s-c%d.pprof", r.fl.cpuprofile, strings.ToLower(w.Key), w.Op, c)
+		done := r.region.profile(ctx, r.fl.duration+r.warmup(), file)
+		defer func() {
+			if err := <-done; err != nil {
+				r.note("CPU profile %s: %v", file, err)
+			}
+		}()
+	}
 	res := bench.Run(ctx, bench.Config{Concurrency: c, Duration: r.fl.duration, Warmup: r.warmup(), Progress: r.progress(label)}, l.op(w))
 	r.done(label, res)
 	return res, ctx.Err()

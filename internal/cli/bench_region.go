@@ -9,7 +9,9 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -176,6 +178,40 @@ func (r *devRegion) rssBytes() (int64, error) {
 		}
 	}
 	return 0, errors.New("no VmRSS in /proc status")
+}
+
+// profile fetches the region's CPU profile over the next d (rounded up
+// to whole seconds, as pprof takes them) into file, in the background;
+// the channel yields the outcome.
+func (r *devRegion) profile(ctx context.Context, d time.Duration, file string) <-chan error {
+	done := make(chan error, 1)
+	secs := int((d + time.Second - 1) / time.Second)
+	go func() {
+		done <- func() error {
+			req, err := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", r.admin, secs), nil)
+			if err != nil {
+				return err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("the region answered %s", resp.Status)
+			}
+			f, err := os.Create(file)
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(f, resp.Body); err != nil {
+				f.Close()
+				return err
+			}
+			return f.Close()
+		}()
+	}()
+	return done
 }
 
 func lastLines(s string, n int) string {
