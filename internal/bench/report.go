@@ -26,9 +26,14 @@ type Row struct {
 	HTTPSCeilingOpsPerSec  float64 `json:"httpsCeilingOpsPerSec"`
 	Ratio                  float64 `json:"ratio"`
 
-	// Not in the JSON: the table's extra columns.
-	P90Ms float64 `json:"-"`
-	MaxMs float64 `json:"-"`
+	// Not in the JSON: the table's extra columns. ServerCPUUs and
+	// BareCPUUs are the CPU time (user and system, all threads) that the
+	// Tresor and the bare server process spent per successful request
+	// while measured; 0 when unknown.
+	P90Ms       float64 `json:"-"`
+	MaxMs       float64 `json:"-"`
+	ServerCPUUs float64 `json:"-"`
+	BareCPUUs   float64 `json:"-"`
 }
 
 // NewRow makes the row of a Tresor result and its two ceilings' rates.
@@ -53,12 +58,12 @@ func round(x float64, places int) float64 {
 // errors, and the rate as a fraction of each ceiling.
 func WriteTable(w io.Writer, rows []Row) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "key\top\tconc\tops/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\terrors\tcrypto ops/s\t% crypto\thttps ops/s\t% https\t")
+	fmt.Fprintln(tw, "key\top\tconc\tops/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\terrors\tcrypto ops/s\t% crypto\thttps ops/s\t% https\tcpu µs/op\tbare cpu µs/op\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
 			r.Key, r.Op, r.Concurrency, r.OpsPerSec, r.P50Ms, r.P90Ms, r.P99Ms, r.MaxMs, r.Errors,
 			rate(r.CryptoCeilingOpsPerSec), percent(r.OpsPerSec, r.CryptoCeilingOpsPerSec),
-			rate(r.HTTPSCeilingOpsPerSec), percent(r.OpsPerSec, r.HTTPSCeilingOpsPerSec))
+			rate(r.HTTPSCeilingOpsPerSec), percent(r.OpsPerSec, r.HTTPSCeilingOpsPerSec), rate(r.ServerCPUUs), rate(r.BareCPUUs))
 	}
 	return tw.Flush()
 }

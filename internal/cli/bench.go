@@ -322,6 +322,9 @@ func (r *benchRun) connect(ctx context.Context) error {
 	}
 	ts := &tokenSource{c: c}
 	r.tresor = target{base: r.hsmURL, dial: dial, roots: roots, token: ts.token}
+	if r.region != nil {
+		r.tresor.pid = r.region.cmd.Process.Pid
+	}
 	return nil
 }
 
@@ -362,16 +365,18 @@ func (r *benchRun) measure(ctx context.Context) ([]bench.Row, error) {
 	if emptyToo {
 		r.steps += len(r.plan.conc)
 	}
-	bareTarget := target{base: "https://" + r.bare.addr, dial: r.bare.addr, roots: r.bare.roots}
+	bareTarget := target{base: "https://" + r.bare.addr, dial: r.bare.addr, roots: r.bare.roots, pid: r.bare.cmd.Process.Pid}
 	var rows []bench.Row
 	if emptyToo {
 		w := bench.EmptyWorkload()
 		for _, c := range r.plan.conc {
-			res, err := r.run(ctx, "bare", w, bareTarget, c)
+			res, cpu, err := r.runCPU(ctx, "bare", w, bareTarget, c)
 			if err != nil {
 				return nil, err
 			}
-			rows = append(rows, bench.NewRow(w.Key, w.Op, c, res, 0, res.OpsPerSec))
+			row := bench.NewRow(w.Key, w.Op, c, res, 0, res.OpsPerSec)
+			row.BareCPUUs = cpu
+			rows = append(rows, row)
 		}
 	}
 	for _, cl := range cells {
@@ -384,11 +389,11 @@ func (r *benchRun) measure(ctx context.Context) ([]bench.Row, error) {
 			return nil, fmt.Errorf("%s %s in process: %v", w.Key, w.Op, crypto.FirstError)
 		}
 		for _, c := range r.plan.conc {
-			tr, err := r.run(ctx, "tresor", w, r.tresor, c)
+			tr, trCPU, err := r.runCPU(ctx, "tresor", w, r.tresor, c)
 			if err != nil {
 				return nil, err
 			}
-			bare, err := r.run(ctx, "bare", w, bareTarget, c)
+			bare, bareCPU, err := r.runCPU(ctx, "bare", w, bareTarget, c)
 			if err != nil {
 				return nil, err
 			}
@@ -398,7 +403,9 @@ func (r *benchRun) measure(ctx context.Context) ([]bench.Row, error) {
 			if bare.Errors > 0 {
 				r.note("%s %s c=%d: %d errors on the bare server, the first: %v", w.Key, w.Op, c, bare.Errors, bare.FirstError)
 			}
-			rows = append(rows, bench.NewRow(w.Key, w.Op, c, tr, crypto.OpsPerSec, bare.OpsPerSec))
+			row := bench.NewRow(w.Key, w.Op, c, tr, crypto.OpsPerSec, bare.OpsPerSec)
+			row.ServerCPUUs, row.BareCPUUs = trCPU, bareCPU
+			rows = append(rows, row)
 		}
 	}
 	if r.tty {
@@ -433,6 +440,13 @@ func (r *benchRun) done(label string, res bench.Result) {
 // of single calls are counted in the result; only a client that cannot be
 // built is an error.
 func (r *benchRun) run(ctx context.Context, who string, w *bench.Workload, t target, c int) (bench.Result, error) {
+	res, _, err := r.runCPU(ctx, who, w, t, c)
+	return res, err
+}
+
+// runCPU is run that also returns the server's CPU time per successful
+// call, in µs (0 when it cannot be read: no child, not Linux).
+func (r *benchRun) runCPU(ctx context.Context, who string, w *bench.Workload, t target, c int) (bench.Result, float64, error) {
 	r.step++
 	l := newLoader(t, c, r.runID)
 	defer l.close()
@@ -446,9 +460,26 @@ func (r *benchRun) run(ctx context.Context, who string, w *bench.Workload, t tar
 			}
 		}()
 	}
-	res := bench.Run(ctx, bench.Config{Concurrency: c, Duration: r.fl.duration, Warmup: r.warmup(), Progress: r.progress(label)}, l.op(w))
+	var cpu0 time.Duration
+	var cpuErr error
+	warm := r.warmup()
+	cfg := bench.Config{Concurrency: c, Duration: r.fl.duration, Warmup: warm, Progress: r.progress(label)}
+	if t.pid != 0 {
+		cfg.Warmup = 0 // the warm-up runs here, so that the CPU count starts with the window
+		bench.Run(ctx, bench.Config{Concurrency: c, Duration: warm}, l.op(w))
+		cpu0, cpuErr = procCPU(t.pid)
+	}
+	res := bench.Run(ctx, cfg, l.op(w))
+	var perOp float64
+	if t.pid != 0 && cpuErr == nil && res.Ops > 0 {
+		// The calls in flight when the window closed are waited for, so
+		// their CPU is in; they are few beside the window's.
+		if cpu1, err := procCPU(t.pid); err == nil {
+			perOp = float64((cpu1-cpu0).Microseconds()) / float64(res.Ops)
+		}
+	}
 	r.done(label, res)
-	return res, ctx.Err()
+	return res, perOp, ctx.Err()
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -264,6 +264,7 @@ type target struct {
 	dial  string
 	roots *x509.CertPool
 	token func(ctx context.Context) (string, error)
+	pid   int // the server's process, when it is a child (else 0)
 }
 
 // loader is the load client of one run: HTTP/1.1 over TLS with
@@ -336,6 +337,29 @@ func (l *loader) op(w *bench.Workload) bench.Op {
 		}
 		return nil
 	}
+}
+
+// procCPU is the CPU time (user and system) that process pid has used
+// (Linux: /proc/{pid}/stat, in clock ticks of 10 ms).
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name (which may hold spaces) in parens:
+	// state is the 3rd field, utime the 14th and stime the 15th.
+	i := bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 13 {
+		return 0, errors.New("unexpected /proc stat format")
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, errors.New("unexpected /proc stat format")
+	}
+	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
+	return time.Duration(ut+st) * tick, nil
 }
 
 func redactQuery(u string) string {
