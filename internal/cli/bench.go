@@ -475,7 +475,7 @@ func (r *benchRun) runCPU(ctx context.Context, who string, w *bench.Workload, t 
 		// The calls in flight when the window closed are waited for, so
 		// their CPU is in; they are few beside the window's.
 		if cpu1, err := procCPU(t.pid); err == nil {
-			perOp = float64((cpu1-cpu0).Microseconds()) / float64(res.Ops)
+			perOp = float64((cpu1 - cpu0).Microseconds()) / float64(res.Ops)
 		}
 	}
 	r.done(label, res)
