@@ -306,11 +306,6 @@ func (a *API) hsmName(host string) (string, bool) {
 	return name, name != "" && !strings.Contains(name, ".")
 }
 
-type ctxKey struct{}
-
-// baseKey is the context key of the instance's base URL (see hsmBase).
-type baseKey struct{}
-
 func (a *API) serveHSM(w http.ResponseWriter, r *http.Request, name string) {
 	// Without a token the answer is the challenge, whatever the name: it
 	// must not tell which HSMs exist.
@@ -326,14 +321,16 @@ func (a *API) serveHSM(w http.ResponseWriter, r *http.Request, name string) {
 		a.writeError(w, r, err)
 		return
 	}
-	info(r).hsm = in.Name
+	ri := info(r)
+	ri.hsm = in.Name
 	if _, pattern := a.hsm.Handler(r); pattern == "" {
 		a.writeError(w, r, fault.New(fault.NotFound, "NotFound", "no route for %s %s", r.Method, r.URL.Path))
 		return
 	}
-	ctx := context.WithValue(r.Context(), ctxKey{}, in)
-	ctx = context.WithValue(ctx, baseKey{}, strings.TrimSuffix(a.hsmURI(in.Key), "/"))
-	a.hsm.ServeHTTP(w, r.WithContext(ctx))
+	// In the request's reqInfo, not in new context values: no copy of
+	// the request, the instance boxed once.
+	ri.instance, ri.base = in, strings.TrimSuffix(a.hsmURI(in.Key), "/")
+	a.hsm.ServeHTTP(w, r)
 }
 
 // acceptedAPIVersions are the data-plane api-versions of spec §1.1.
@@ -348,7 +345,7 @@ func (a *API) wrap(rt route) http.Handler {
 		ri.route, ri.op = rt.method+" "+rt.pattern, rt.op
 		rc := &reqCtx{live: a.live.Load()}
 		if rt.plane == hsmPlane {
-			rc.instance, _ = r.Context().Value(ctxKey{}).(instances.Instance)
+			rc.instance = ri.instance
 		}
 		if (rt.insecureNoAuth && !rt.auditNoAuth) || a.deps.Audit == nil {
 			a.serve(rt, w, r, rc)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"tresor/internal/instances"
 	"tresor/internal/wire"
 )
 
@@ -34,6 +35,10 @@ type reqInfo struct {
 	code string
 	// kid is the key id a successful key answer names (see writeJSON).
 	kid string
+	// instance and base are the HSM plane's instance and its base URL
+	// (see serveHSM, hsmBase).
+	instance instances.Instance
+	base     string
 	// version is the api-version query parameter, once apiVersion read it.
 	version     string
 	versionRead bool
