@@ -285,8 +285,8 @@ func (r *benchRun) connect(ctx context.Context) error {
 	if r.fl.dev {
 		r.note("starting tresor server --dev (a child process) …")
 		var extra []string
-		if r.fl.cpuprofile != "" {
-			extra = append(extra, "--pprof")
+		if r.fl.cpuprofile != "" || r.fl.admin {
+			extra = append(extra, "--pprof") // profiles; --admin's heap after a collection
 		}
 		region, err := startDevRegion(ctx, extra...)
 		if err != nil {
