@@ -9,7 +9,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -255,20 +254,14 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
 	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	rw := &panicWriter{ResponseWriter: w}
-	ri := &reqInfo{}
+	ri := &reqInfo{id: uuid.New()}
+	rw := &respWriter{ResponseWriter: w, ri: ri, region: a.cfg.Region}
 	ctx := r.Context()
 	r = r.WithContext(context.WithValue(ctx, reqInfoKey{}, ri))
 	defer a.logRequest(ctx, rw, r, ri, start) // after recoverPanic answered
 	defer a.recoverPanic(rw, r)
 	w = rw
-	h := w.Header()
-	ri.id = uuid.New()
-	h.Set("x-ms-request-id", ri.id)
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-	h.Set("x-ms-keyvault-region", a.cfg.Region)
+	rw.setBaseHeaders()
 	if name, ok := a.hsmName(r.Host); ok {
 		a.serveHSM(w, rbacRequest(r), name) // RBAC paths carry their scope in front (rbac.go)
 		return
@@ -280,42 +273,11 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.region.ServeHTTP(w, r) // sets the path values
 }
 
-// panicWriter records whether the response has begun, so that a panic
-// can still be answered when it has not.
-// It also keeps the status and the start of an error body for the
-// request log (reqlog.go).
-type panicWriter struct {
-	http.ResponseWriter
-	wrote   bool
-	status  int
-	errBody bytes.Buffer
-}
-
-func (w *panicWriter) WriteHeader(code int) {
-	if !w.wrote {
-		w.status = code
-	}
-	w.wrote = true
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *panicWriter) Write(p []byte) (int, error) {
-	if !w.wrote {
-		w.status = http.StatusOK
-	}
-	w.wrote = true
-	w.keepErrorBody(p)
-	return w.ResponseWriter.Write(p)
-}
-
-// Unwrap gives http.ResponseController the connection's writer.
-func (w *panicWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 // recoverPanic turns a panic of the request into a logged 500 with the
 // generic internal-error body. The log line has the request id, the
 // route and the panic with its stack: never request bodies or keys.
 // http.ErrAbortHandler keeps its meaning (abort the response quietly).
-func (a *API) recoverPanic(w *panicWriter, r *http.Request) {
+func (a *API) recoverPanic(w *respWriter, r *http.Request) {
 	p := recover()
 	if p == nil {
 		return
@@ -328,6 +290,7 @@ func (a *API) recoverPanic(w *panicWriter, r *http.Request) {
 	if w.wrote {
 		panic(http.ErrAbortHandler) // the response has begun: end it, as net/http would
 	}
+	w.reset() // a held answer (and its headers) is dropped
 	fe := fault.New(fault.Internal, "InternalError", "the server met an internal error; the request id is %s", w.Header().Get("x-ms-request-id"))
 	writeJSON(w, http.StatusInternalServerError, wire.Error{Error: wire.ErrorDetail{Code: fe.Code, Message: fe.Message}})
 }
@@ -346,11 +309,6 @@ func (a *API) hsmName(host string) (string, bool) {
 	return name, name != "" && !strings.Contains(name, ".")
 }
 
-type ctxKey struct{}
-
-// baseKey is the context key of the instance's base URL (see hsmBase).
-type baseKey struct{}
-
 func (a *API) serveHSM(w http.ResponseWriter, r *http.Request, name string) {
 	// Without a token the answer is the challenge, whatever the name: it
 	// must not tell which HSMs exist.
@@ -366,14 +324,16 @@ func (a *API) serveHSM(w http.ResponseWriter, r *http.Request, name string) {
 		a.writeError(w, r, err)
 		return
 	}
-	info(r).hsm = in.Name
+	ri := info(r)
+	ri.hsm = in.Name
 	if _, pattern := a.hsm.Handler(r); pattern == "" {
 		a.writeError(w, r, fault.New(fault.NotFound, "NotFound", "no route for %s %s", r.Method, r.URL.Path))
 		return
 	}
-	ctx := context.WithValue(r.Context(), ctxKey{}, in)
-	ctx = context.WithValue(ctx, baseKey{}, strings.TrimSuffix(a.hsmURI(in.Key), "/"))
-	a.hsm.ServeHTTP(w, r.WithContext(ctx))
+	// In the request's reqInfo, not in new context values: no copy of
+	// the request, the instance boxed once.
+	ri.instance, ri.base = in, strings.TrimSuffix(a.hsmURI(in.Key), "/")
+	a.hsm.ServeHTTP(w, r)
 }
 
 // acceptedAPIVersions are the data-plane api-versions of spec §1.1.
@@ -388,7 +348,7 @@ func (a *API) wrap(rt route) http.Handler {
 		ri.route, ri.op = rt.method+" "+rt.pattern, rt.op
 		rc := &reqCtx{live: a.live.Load()}
 		if rt.plane == hsmPlane {
-			rc.instance, _ = r.Context().Value(ctxKey{}).(instances.Instance)
+			rc.instance = ri.instance
 		}
 		if (rt.insecureNoAuth && !rt.auditNoAuth) || a.deps.Audit == nil {
 			a.serve(rt, w, r, rc)
@@ -468,7 +428,7 @@ func (a *API) serve(rt route, w http.ResponseWriter, r *http.Request, rc *reqCtx
 }
 
 func (a *API) checkVersion(rt route, r *http.Request) error {
-	v := r.URL.Query().Get("api-version")
+	v := apiVersion(r)
 	if rt.armVersion && v == "" {
 		return fault.New(fault.BadParameter, "MissingApiVersionParameter", "the api-version query parameter (?api-version=) is required for all requests")
 	}
@@ -555,6 +515,7 @@ func (a *API) challenge(w http.ResponseWriter, r *http.Request, reason string) {
 		msg = "the bearer token is not valid: " + reason
 		code = "InvalidAuthenticationToken"
 	}
+	info(r).code = code
 	writeJSON(w, http.StatusUnauthorized, errorBody(code, msg))
 }
 

@@ -1,10 +1,7 @@
 package api
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"maps"
 	"net"
 	"net/http"
 	"strings"
@@ -38,32 +35,35 @@ type Auditor interface {
 // sign-ins show.
 func (a *API) audited(rt route, w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	start := time.Now()
-	rec := &recorder{header: w.Header().Clone()}
-	a.serve(rt, rec, r, rc)
-	if rec.status == 0 {
-		rec.status = http.StatusOK
+	rw := respWriterOf(w, r)
+	rw.hold = true // a panic leaves it held: recoverPanic drops it
+	a.serve(rt, rw, r, rc)
+	if rw.status == 0 {
+		rw.status = http.StatusOK
 	}
-	if bearer(r) == "" && rec.status == http.StatusUnauthorized && !rt.insecureNoAuth {
-		rec.sendTo(w)
+	if bearer(r) == "" && rw.status == http.StatusUnauthorized && !rt.insecureNoAuth {
+		rw.release()
 		return
 	}
-	ev := a.auditEvent(rt, r, rc, rec, start)
+	ev := a.auditEvent(rt, r, rc, rw, start)
 	if err := a.deps.Audit.Write(context.WithoutCancel(r.Context()), ev); err != nil {
-		a.log.ErrorContext(r.Context(), "audit event not written", "operation", rt.op, "status", rec.status,
+		a.log.ErrorContext(r.Context(), "audit event not written", "operation", rt.op, "status", rw.status,
 			"requestId", ev.Properties.RequestID, "failClosed", !a.cfg.AuditFailOpen, "err", err)
 		if !a.cfg.AuditFailOpen {
-			writeJSON(w, http.StatusInternalServerError, wire.Error{Error: wire.ErrorDetail{Code: "AuditLogUnavailable",
+			rw.reset()
+			writeJSON(rw, http.StatusInternalServerError, wire.Error{Error: wire.ErrorDetail{Code: "AuditLogUnavailable",
 				Message: "the request could not be recorded in the audit log, so its answer is withheld; its effect may have been applied. The request id is " + ev.Properties.RequestID}})
+			rw.ri.code = "AuditLogUnavailable"
 			return
 		}
 	}
-	rec.sendTo(w)
+	rw.release()
 }
 
 // auditEvent describes a served request. It names what was asked of which
 // resource, by whom, and the answer's status, never a body, a token or a
 // query string (storage URIs may carry SAS tokens there).
-func (a *API) auditEvent(rt route, r *http.Request, rc *reqCtx, rec *recorder, start time.Time) audit.Event {
+func (a *API) auditEvent(rt route, r *http.Request, rc *reqCtx, rec *respWriter, start time.Time) audit.Event {
 	path, _, _ := strings.Cut(r.RequestURI, "?")
 	if path == "" || path[0] != '/' {
 		path = r.URL.Path // an absolute-form request URI
@@ -71,7 +71,7 @@ func (a *API) auditEvent(rt route, r *http.Request, rc *reqCtx, rec *recorder, s
 	ev := audit.Event{
 		Time:             start.UTC(),
 		OperationName:    rt.op,
-		OperationVersion: clip(r.URL.Query().Get("api-version"), 40),
+		OperationVersion: clip(apiVersion(r), 40),
 		ResultType:       audit.ResultSuccess,
 		ResultSignature:  strings.ReplaceAll(http.StatusText(rec.status), " ", ""),
 		DurationMs:       time.Since(start).Milliseconds(),
@@ -81,7 +81,7 @@ func (a *API) auditEvent(rt route, r *http.Request, rc *reqCtx, rec *recorder, s
 			RequestURI:     "https://" + clip(r.Host, 300) + clip(path, 2048),
 			HTTPMethod:     r.Method,
 			HTTPStatusCode: rec.status,
-			RequestID:      rec.header.Get("x-ms-request-id"),
+			RequestID:      rec.Header().Get("x-ms-request-id"),
 			ClientInfo:     clip(r.UserAgent(), 256),
 		},
 	}
@@ -90,14 +90,7 @@ func (a *API) auditEvent(rt route, r *http.Request, rc *reqCtx, rec *recorder, s
 	}
 	if rec.status >= 400 {
 		ev.ResultType = audit.ResultFailure
-		var body wire.Error
-		var oauth wire.OAuthError
-		switch {
-		case json.Unmarshal(rec.body.Bytes(), &body) == nil:
-			ev.ResultDescription = clip(body.Error.Code, 100)
-		case json.Unmarshal(rec.body.Bytes(), &oauth) == nil:
-			ev.ResultDescription = clip(oauth.Error, 100)
-		}
+		ev.ResultDescription = rec.errorCode()
 	}
 	if c := rc.caller; c.ObjectID != "" {
 		ev.Identity = &audit.Identity{Claim: audit.Claim{ObjectID: c.ObjectID, AppID: c.ClientID, TenantID: c.TenantID}}
@@ -122,35 +115,14 @@ func (a *API) auditEvent(rt route, r *http.Request, rc *reqCtx, rec *recorder, s
 			if v := r.PathValue("version"); v != "" {
 				ev.Properties.ID += "/" + v
 			}
-			if k := responseKid(rec); k != "" {
-				ev.Properties.ID = k
+			if k := rec.ri.kid; k != "" && rec.status < 300 {
+				ev.Properties.ID = clip(k, 2048)
 			}
 		}
 	} else {
 		ev.ResourceID = clip(r.URL.Path, 2048)
 	}
 	return ev
-}
-
-// responseKid is the key id a successful key answer names (the version a
-// create, import, rotate or an operation on the current version used).
-func responseKid(rec *recorder) string {
-	if rec.status >= 300 {
-		return ""
-	}
-	var b struct {
-		Kid string `json:"kid"`
-		Key struct {
-			Kid string `json:"kid"`
-		} `json:"key"`
-	}
-	if json.Unmarshal(rec.body.Bytes(), &b) != nil {
-		return ""
-	}
-	if b.Key.Kid != "" {
-		return clip(b.Key.Kid, 2048)
-	}
-	return clip(b.Kid, 2048)
 }
 
 func armHSMPrefix(sub, rg string) string {
@@ -163,33 +135,4 @@ func clip(s string, n int) string {
 		return s[:n]
 	}
 	return s
-}
-
-// recorder holds a handler's answer until its audit event is written.
-type recorder struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (w *recorder) Header() http.Header { return w.header }
-
-func (w *recorder) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-}
-
-func (w *recorder) Write(b []byte) (int, error) {
-	w.WriteHeader(http.StatusOK)
-	return w.body.Write(b)
-}
-
-// sendTo sends the held answer.
-func (w *recorder) sendTo(dst http.ResponseWriter) {
-	h := dst.Header()
-	clear(h)
-	maps.Copy(h, w.header)
-	dst.WriteHeader(w.status)
-	_, _ = dst.Write(w.body.Bytes())
 }

@@ -65,6 +65,7 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if fe.Kind == fault.Unavailable && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "5")
 	}
+	info(r).code = fe.Code // for the request log and the audit event, which need not parse the body
 	body := wire.Error{Error: wire.ErrorDetail{Code: fe.Code, Message: fe.Message}}
 	if fe.Inner != "" {
 		body.Error.InnerError = &wire.InnerError{Code: fe.Inner}
@@ -78,7 +79,19 @@ func errBodyTimeout(d time.Duration) error {
 	return fault.New(fault.Timeout, "RequestTimeout", "the request body did not arrive within %s of its headers", d)
 }
 
+// writeJSON writes v as the answer, with status code. A key answer's key
+// id is recorded for the audit event (see reqInfo.kid).
 func writeJSON(w http.ResponseWriter, code int, v any) {
+	if rw, ok := w.(*respWriter); ok && code < 300 {
+		switch b := v.(type) {
+		case wire.KeyBundle:
+			rw.ri.kid = b.Key.Kid
+		case wire.DeletedKeyBundle:
+			rw.ri.kid = b.Key.Kid
+		case wire.KeyOperationResult:
+			rw.ri.kid = b.Kid
+		}
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		slog.Error("encode response", "err", err)

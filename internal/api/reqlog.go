@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"tresor/internal/instances"
 	"tresor/internal/wire"
 )
 
@@ -15,7 +16,8 @@ import (
 // not, routed or not, with what the middleware learned on the way (the
 // route pattern, the HSM, the caller) and the answer (status, Azure error
 // code). It never holds a token, a body, a query string or key material;
-// the error code is read from the error body, which is not logged.
+// the error code is the one writeError recorded, else it is read from the
+// error body, which is not logged.
 
 // reqInfo is what the layers of a request record for its log line and
 // metrics. ServeHTTP puts it in the request's context.
@@ -28,6 +30,18 @@ type reqInfo struct {
 	alg    string // algorithm of a key operation (counted only on success)
 	// refused is why a bearer token was refused ("missing" without one).
 	refused string
+	// code is the Azure error code of an error answer, as writeError (or
+	// the challenge) wrote it; "" when the body has to tell.
+	code string
+	// kid is the key id a successful key answer names (see writeJSON).
+	kid string
+	// instance and base are the HSM plane's instance and its base URL
+	// (see serveHSM, hsmBase).
+	instance instances.Instance
+	base     string
+	// version is the api-version query parameter, once apiVersion read it.
+	version     string
+	versionRead bool
 }
 
 type reqInfoKey struct{}
@@ -40,17 +54,29 @@ func info(r *http.Request) *reqInfo {
 	return &reqInfo{}
 }
 
+// apiVersion is the request's api-version query parameter, parsed once.
+func apiVersion(r *http.Request) string {
+	ri, ok := r.Context().Value(reqInfoKey{}).(*reqInfo)
+	if !ok {
+		return r.URL.Query().Get("api-version")
+	}
+	if !ri.versionRead {
+		ri.version, ri.versionRead = r.URL.Query().Get("api-version"), true
+	}
+	return ri.version
+}
+
 // maxErrorBody is how much of an error answer is kept to read its code.
 const maxErrorBody = 8 << 10
 
 // logRequest writes the request's log line and counts it.
-func (a *API) logRequest(ctx context.Context, w *panicWriter, r *http.Request, ri *reqInfo, start time.Time) {
+func (a *API) logRequest(ctx context.Context, w *respWriter, r *http.Request, ri *reqInfo, start time.Time) {
 	d := time.Since(start)
 	status := w.status
 	if status == 0 {
 		status = http.StatusOK
 	}
-	code := errorCode(w.errBody.Bytes())
+	code := w.errorCode()
 	route := ri.route
 	if route == "" {
 		route = "unmatched"
@@ -90,6 +116,18 @@ func (a *API) logRequest(ctx context.Context, w *panicWriter, r *http.Request, r
 	)
 }
 
+// errorCode is the Azure error code (or the OAuth error) of the answer,
+// if it is an error: as recorded, else read from its body.
+func (w *respWriter) errorCode() string {
+	if w.status < 400 {
+		return ""
+	}
+	if w.ri.code != "" {
+		return clip(w.ri.code, 100)
+	}
+	return errorCode(w.errBody.Bytes())
+}
+
 // errorCode is the Azure error code (or the OAuth error) of an error body.
 func errorCode(b []byte) string {
 	if len(b) == 0 {
@@ -104,15 +142,4 @@ func errorCode(b []byte) string {
 		return clip(oauth.Error, 100)
 	}
 	return ""
-}
-
-// keepErrorBody keeps the start of an error answer (status >= 400) so
-// that its code can be logged.
-func (w *panicWriter) keepErrorBody(p []byte) {
-	if w.status < 400 {
-		return
-	}
-	if room := maxErrorBody - w.errBody.Len(); room > 0 {
-		w.errBody.Write(p[:min(len(p), room)])
-	}
 }

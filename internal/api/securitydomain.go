@@ -17,12 +17,11 @@ import (
 )
 
 // hsmBase is the base URL of the request's instance: its hsmUri without
-// the final slash, which serveHSM puts in the context. It comes from the
+// the final slash, which serveHSM puts in the request's reqInfo. It comes from the
 // configuration, never from the Host header (which routes without case or
 // port, and is the client's to forge).
 func hsmBase(r *http.Request) string {
-	base, _ := r.Context().Value(baseKey{}).(string)
-	return base
+	return info(r).base
 }
 
 func sdAccepted(w http.ResponseWriter, r *http.Request, kind string) {

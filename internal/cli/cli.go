@@ -141,6 +141,7 @@ TRESOR_SERVER, TRESOR_CA_FILE, TRESOR_CLIENT_ID and TRESOR_CLIENT_SECRET
 	root.AddCommand(a.keyCommand())
 	root.AddCommand(a.backupCommand(), a.restoreCommand())
 	root.AddCommand(a.auditCommand())
+	root.AddCommand(a.benchCommand())
 	return root
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
 
@@ -77,7 +78,8 @@ func (s *Server) AdminAddr() string {
 
 // AdminHandler serves the admin endpoints: /metrics (Prometheus text
 // format), /healthz (the process is alive: always 200 "ok") and /readyz
-// (200 "ok" when [Server.Ready], else 503 with the reason).
+// (200 "ok" when [Server.Ready], else 503 with the reason); with
+// Config.Pprof also Go's profiles under /debug/pprof/ (net/http/pprof).
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.Handler())
@@ -97,6 +99,13 @@ func (s *Server) AdminHandler() http.Handler {
 		}
 		_, _ = io.WriteString(w, "ok\n")
 	})
+	if s.cfg.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 
@@ -108,10 +117,16 @@ func (s *Server) startAdmin(addr string) error {
 		return fmt.Errorf("admin listen: %w", err)
 	}
 	s.adminLn = ln
+	writeTimeout := 30 * time.Second
+	if s.cfg.Pprof {
+		// A CPU profile or trace answers after the seconds it was asked
+		// for, and pprof refuses any longer than the write timeout.
+		writeTimeout = time.Hour
+	}
 	s.adminHTTP = &http.Server{
 		Handler:           s.AdminHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		WriteTimeout:      writeTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}

@@ -135,6 +135,7 @@ and writes the credentials as export lines to {data-dir}/dev.env.`,
 	f.Uint64Var(&cfg.Cluster.TrailingLogs, "raft-trailing-logs", 0, "cluster mode: log entries kept after a snapshot for lagging followers (default 10240)")
 	f.DurationVar(&cfg.Cluster.SnapshotInterval.Duration, "raft-snapshot-interval", 0, "cluster mode: how often raft checks whether to snapshot the store (default 2m)")
 	f.StringVar(&cfg.AdminListen, "admin-listen", "", "address of the plain-HTTP admin listener for /metrics, /healthz and /readyz (default: none; keep it on loopback or a private network)")
+	f.BoolVar(&cfg.Pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ on the admin listener (needs --admin-listen)")
 	return cmd
 }
 
@@ -191,6 +192,7 @@ func overlayFlags(cmd *cobra.Command, dst *Config, src Config) {
 	set("log-format", func() { dst.LogFormat = src.LogFormat })
 	set("log-level", func() { dst.LogLevel = src.LogLevel })
 	set("admin-listen", func() { dst.AdminListen = src.AdminListen })
+	set("pprof", func() { dst.Pprof = src.Pprof })
 }
 
 func portOf(addr string) int {

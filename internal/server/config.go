@@ -112,6 +112,11 @@ type Config struct {
 	// It carries no secrets but is unauthenticated: bind it to loopback or
 	// a private network.
 	AdminListen string `json:"adminListen"`
+	// Pprof serves Go's profiles (net/http/pprof) under /debug/pprof/ on
+	// the admin listener, which it needs; never on the region's own
+	// listener. Profiles show no key material, but they do show the
+	// code's hot paths and timings: keep it for operators.
+	Pprof bool `json:"pprof"`
 	// Load, if set, reads the configuration again for [Server.Reload]:
 	// `tresor server --config` sets it to read the file and put the
 	// command line's flags over it, as at start. Without it there is
@@ -321,6 +326,9 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
 			return fmt.Errorf("config: adminListen (--admin-listen) %q: %v", c.AdminListen, err)
 		}
+	}
+	if c.Pprof && c.AdminListen == "" {
+		return fmt.Errorf("config: pprof (--pprof) needs adminListen (--admin-listen): profiles are served there only")
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("config: logFormat (--log-format) %q must be text or json", c.LogFormat)
