@@ -410,6 +410,14 @@ func (w *workload) run(id int) {
 			name := mine[0]
 			if _, err := c.DeleteKey(octx, url, name); err != nil {
 				w.fail("delete", err)
+				if !definite(err) {
+					// It may have been applied: the key's state is unknown
+					// from now on, so it is not checked.
+					mine = mine[1:]
+					w.mu.Lock()
+					delete(w.created, name)
+					w.mu.Unlock()
+				}
 				break
 			}
 			mine = mine[1:]
